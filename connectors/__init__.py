@@ -1,0 +1,1 @@
+"""Connectors, one sub-package per PMS; installed as vitalsync_connectors."""

@@ -1,0 +1,1 @@
+"""The stock message kinds, as data."""

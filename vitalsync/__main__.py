@@ -1,0 +1,3 @@
+from vitalsync.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,74 @@
+"""``vitalsync check``: an OK line per part, or what is wrong and the command to run next."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import text
+
+from vitalsync.core.config import Config
+from vitalsync.core.errors import VitalsyncError
+from vitalsync.core.vocab import Channel
+from vitalsync.mirror.tables import Appointment, Location, Patient, Pickup, Provider, Recall
+
+
+def check(config: Config) -> int:
+    from vitalsync.app.runtime import build_connector, open_database
+    from vitalsync.rules.kinds import load_kinds
+    from vitalsync.rules.render import build_context, render
+
+    failures = 0
+
+    def part(name: str, action, fix: str) -> object:
+        nonlocal failures
+        try:
+            result = action()
+        except (VitalsyncError, Exception) as exc:  # every failure becomes a line, not a traceback
+            failures += 1
+            print(f"FAIL  {name}: {exc}\n      next: {fix}")
+            return None
+        print(f"OK    {name}: {result[0] if isinstance(result, tuple) else result}")
+        return result
+
+    print(f"OK    config: {config.path}")
+    engine = part("database", lambda: _database(open_database(config)), "check [database] url and the password secret, then `vitalsync check` again")
+    part("connector", lambda: build_connector(config).check(), f"check [connector] in {config.path}; then `vitalsync sync --config {config.path}`")
+    kinds = part("message kinds", lambda: _kinds(load_kinds(config.message_kinds.enabled, config.message_kinds.directory and config.relative(config.message_kinds.directory))),
+                 "fix the kind file named above")
+    if kinds:
+        part("templates", lambda: _templates(kinds[1], config, build_context, render), "fix the template named above")
+    if engine:
+        engine[1].dispose()
+    return 1 if failures else 0
+
+
+def _database(engine):
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+    return f"{engine.url.render_as_string(hide_password=True)} (schema up to date)", engine
+
+
+def _kinds(kinds):
+    return f"{len(kinds)} enabled ({', '.join(kinds)})", kinds
+
+
+def _templates(kinds, config, build_context, render):
+    now = datetime.now(timezone.utc)
+    location = Location(key="1", name="Main", timezone="UTC", phone="")
+    patient = Patient(key="1", first_name="Ana", last_name="Test")
+    appointment = Appointment(key="1", patient_key="1", location_key="1", start=now + timedelta(days=1),
+                              end=now + timedelta(days=1, hours=1), first_seen_at=now, changed_at=now, previous_start=now)
+    count = 0
+    for kind in kinds.values():
+        for channel in kind.channels:
+            for language in getattr(kind.templates, Channel(channel).value):
+                context = build_context(
+                    clinic_name=config.clinic.name, clinic_phone=config.clinic.phone, patient=patient, language=language,
+                    tz=ZoneInfo("UTC"),
+                    appointments=[(appointment, location, Provider(key="1", name="Dr Test"), patient)],
+                    recall=Recall(key="1", patient_key="1", due=now.date()),
+                    pickup=Pickup(key="1", patient_key="1", location_key="1", ready_at=now), pickup_location=location)
+                render(kind, Channel(channel), language, context)
+                count += 1
+    return f"{count} templates render"

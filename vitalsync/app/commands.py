@@ -1,0 +1,132 @@
+"""What each CLI command does, given its parsed arguments."""
+
+from __future__ import annotations
+
+import sys
+
+from vitalsync.app import views
+from vitalsync.app.output import LOG_COLUMNS, Progress, emit
+from vitalsync.core.config import load_config
+from vitalsync.core.log import setup
+
+
+def dispatch(args) -> int:
+    if args.command == "config":
+        from vitalsync.core.example import generate
+        sys.stdout.write(generate())
+        return 0
+    if args.command == "demo":
+        return demo(args)
+    config = load_config(args.config)
+    setup(config.log.level, config.log.format)
+    if args.command == "check":
+        from vitalsync.app.check import check
+        return check(config)
+    from vitalsync.app.runtime import build
+    runtime = build(config)
+    return COMMANDS[args.command](runtime, args)
+
+
+def demo(args) -> int:
+    from vitalsync.app.demo import run_demo
+    setup("warning", "auto")
+    result = run_demo(args.home, args.days, args.seed, args.start.date() if args.start else None,
+                      progress=Progress(f"Simulating {args.days} days"))
+    config = result.config_path
+    print(f"\nDemo practice simulated for {result.days} days from {result.start} (seed {args.seed}).\n")
+    emit(views.report(result.runtime.engine, views.Filter()), "table",
+         ["kind", "planned", "sent", "received", "not_received", "confirmed", "declined", "pending", "cancelled", "skipped", "failed"])
+    print(f"""
+Home: {result.home}{'' if args.home else '  (temporary; pass --home DIR to keep it)'}
+Next:
+  vitalsync log --config {config}                      the message log
+  vitalsync log --config {config} --format json        with each message's full history
+  vitalsync report --config {config}                   confirm / decline rates per kind
+  vitalsync why --config {config} --appointment KEY    why an appointment got what it got
+  vitalsync queue --config {config}                    what is still to be sent""")
+    return 0
+
+
+def _filter(args) -> views.Filter:
+    return views.Filter(kind=args.kind, status=getattr(args, "status", None), channel=args.channel,
+                        since=args.since, until=args.until, patient=args.patient)
+
+
+def run(runtime, args) -> int:
+    from vitalsync.app.daemon import run_forever, run_once
+    if args.once:
+        run_once(runtime)
+        return 0
+    return run_forever(runtime)
+
+
+def sync(runtime, args) -> int:
+    report = runtime.sync_once(full=args.full, force=args.force)
+    emit(views.sync_runs(runtime.engine, 1), "table", ["mode", "outcome", "rows_read", "changed", "removed", "rejected", "seconds"])
+    return 0 if report.outcome == "ok" else 1
+
+
+def plan(runtime, args) -> int:
+    report = runtime.plan_once()
+    print(f"queued {report.queued}, cancelled {report.cancelled}, decisions recorded {report.decisions}")
+    return 0
+
+
+def dispatch_due(runtime, args) -> int:
+    total = 0
+    while (report := runtime.dispatch_once()).claimed:
+        total += report.sent
+        if report.claimed < runtime.config.daemon.batch_size:
+            break
+    print(f"sent {total}")
+    return 0
+
+
+def log(runtime, args) -> int:
+    rows = views.message_log(runtime.engine, _filter(args), history=args.format == "json")
+    emit(rows, args.format, LOG_COLUMNS + (["history"] if args.format == "json" else []))
+    return 0
+
+
+def report(runtime, args) -> int:
+    rows = views.report(runtime.engine, _filter(args))
+    emit(rows, args.format, None if args.format == "json" else [
+        "kind", "sent", "received", "not_received", "confirmed", "declined", "received_rate", "confirm_rate", "decline_rate"])
+    return 0
+
+
+def why(runtime, args) -> int:
+    trace = views.why(runtime.engine, args.appointment)
+    if args.format == "json":
+        emit([trace], "json")
+        return 0
+    print(f"Appointment {args.appointment}: decisions")
+    emit(trace["decisions"], "table", ["at", "kind", "decision", "reason", "channel", "message"])
+    print("\nMessages")
+    emit(trace["messages"], "table", LOG_COLUMNS)
+    return 0
+
+
+def queue(runtime, args) -> int:
+    where = _filter(args)
+    rows = views.pending(runtime.engine, where)
+    if not (args.cancel or args.move_to):
+        emit(rows, args.format, LOG_COLUMNS)
+        return 0
+    verb = "cancel" if args.cancel else f"move to {args.move_to.isoformat()}"
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print(f"{len(rows)} pending messages match; add --yes to {verb} them", file=sys.stderr)
+            return 1
+        if input(f"{verb} {len(rows)} pending messages? [y/N] ").strip().lower() != "y":
+            return 1
+    if args.cancel:
+        done = views.cancel_pending(runtime.engine, where, runtime.clock.now(), "the command line")
+    else:
+        done = views.move_pending(runtime.engine, where, args.move_to)
+    print(f"{verb}: {done} messages")
+    return 0
+
+
+COMMANDS = {"run": run, "sync": sync, "plan": plan, "dispatch": dispatch_due, "log": log, "report": report,
+            "why": why, "queue": queue}

@@ -1,0 +1,89 @@
+"""``vitalsync run``: APScheduler calls the step functions; SIGTERM lets the current step finish.
+
+Each job runs at most one at a time. A step that fails is logged and tried at its next turn, so a
+PMS or network outage never stops the service; systemd is told when we are ready and pinged by
+the watchdog only while the scheduler is alive.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from zoneinfo import ZoneInfo
+
+import structlog
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from vitalsync.app.runtime import Runtime
+from vitalsync.core import systemd
+from vitalsync.core.errors import VitalsyncError
+
+log = structlog.get_logger("vitalsync.daemon")
+
+
+def run_once(runtime: Runtime) -> None:
+    """Every stage once, in flow order (``vitalsync run --once``)."""
+    for name, step in _steps(runtime).items():
+        _guarded(name, step)()
+
+
+def _steps(runtime: Runtime) -> dict:
+    return {
+        "sync": runtime.sync_once,
+        "plan": runtime.plan_once,
+        "dispatch": lambda: _drain(runtime),
+        "status": runtime.status_once,
+    }
+
+
+def _drain(runtime: Runtime) -> None:
+    """Dispatch until a pass claims less than a full batch (no more work is due)."""
+    while runtime.dispatch_once().claimed >= runtime.config.daemon.batch_size:
+        pass
+
+
+def _guarded(name: str, step):
+    def job():
+        try:
+            step()
+        except VitalsyncError as exc:
+            log.error("step_failed", job=name, error_type=type(exc).__name__)
+        except Exception as exc:  # a bug or an outage: keep the service alive, try at the next turn
+            log.exception("step_crashed", job=name, error_type=type(exc).__name__)
+    return job
+
+
+def run_forever(runtime: Runtime) -> int:
+    config = runtime.config.daemon
+    steps = _steps(runtime)
+    scheduler = BackgroundScheduler(timezone=ZoneInfo(runtime.config.schedule.timezone),
+                                    job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 300})
+    scheduler.add_job(_guarded("full_sync", lambda: runtime.sync_once(full=True)), CronTrigger(
+        hour=config.full_sync_at.hour, minute=config.full_sync_at.minute), id="full_sync")
+    scheduler.add_job(_guarded("sync", steps["sync"]), IntervalTrigger(minutes=config.incremental_sync_minutes), id="sync")
+    scheduler.add_job(_guarded("plan", steps["plan"]), IntervalTrigger(minutes=config.plan_minutes), id="plan")
+    scheduler.add_job(_guarded("dispatch", steps["dispatch"]), IntervalTrigger(seconds=config.dispatch_seconds), id="dispatch")
+    scheduler.add_job(_guarded("status", steps["status"]), IntervalTrigger(seconds=config.dispatch_seconds), id="status")
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    # start with every stage once, in order, then the schedule takes over
+    scheduler.add_job(lambda: run_once(runtime), id="initial")
+    scheduler.start()
+    systemd.ready()
+    log.info("daemon_started", job="all")
+    ping = systemd.watchdog_interval() or 30.0
+    while not stop.wait(timeout=min(ping, 30.0)):
+        if scheduler.running:
+            systemd.watchdog_ping()
+    systemd.stopping()
+    log.info("daemon_stopping", job="all")
+    scheduler.shutdown(wait=True)  # the step under way finishes; no send is cut in half
+    runtime.engine.dispose()
+    log.info("daemon_stopped", job="all")
+    return 0
+
+

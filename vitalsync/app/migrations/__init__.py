@@ -1,0 +1,1 @@
+"""Alembic migrations of the mirror and queue schema, applied on start."""

@@ -1,0 +1,101 @@
+"""Builds the running parts from a config: database, connector, message kinds, senders, clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+
+from vitalsync.app.schema import migrate
+from vitalsync.core.clock import Clock, SystemClock
+from vitalsync.core.config import Config
+from vitalsync.core.db import make_engine, session
+from vitalsync.core.secrets import read_secret
+from vitalsync.dispatch.fake import Delivery, FakeSender
+from vitalsync.dispatch.run import Dispatcher
+from vitalsync.mirror.refresh import refresh_once
+from vitalsync.queue.planning import plan_once
+from vitalsync.rules.kinds import MessageKind, load_kinds
+from vitalsync.status.record import record_delivery, record_reply
+from vitalsync.sync.connector import Connector
+from vitalsync.sync.guard import RemovalGuard
+from vitalsync.sync.registry import connector_class
+
+
+def database_url(config: Config) -> str:
+    url = make_url(config.database.url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        url = url.set(database=str(config.relative(url.database)))
+    return url.render_as_string(hide_password=False)
+
+
+def open_database(config: Config) -> Engine:
+    password = read_secret("database_password", config.database.password_file, key="database.password_file",
+                           config_path=config.path, required=False)
+    engine = make_engine(database_url(config), password)
+    migrate(engine)
+    return engine
+
+
+def build_connector(config: Config) -> Connector:
+    options = config.connector
+    cls = connector_class(options.type)
+    if options.type == "demo":
+        start = options.start or datetime.now(ZoneInfo(config.schedule.timezone)).date()
+        return cls(seed=options.seed, start=start, patients=options.patients, weeks=options.weeks)
+    return cls(options)
+
+
+@dataclass
+class Runtime:
+    """One process's parts; each ``*_once`` is a step the daemon, the CLI, the demo and tests call."""
+
+    config: Config
+    engine: Engine
+    connector: Connector
+    kinds: dict[str, MessageKind]
+    sender: FakeSender
+    clock: Clock = field(default_factory=SystemClock)
+    owner: str = "worker"
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        senders = {channel: self.sender for channel in self.sender.channels}
+        return Dispatcher(self.engine, self.kinds, senders, self.config, self.clock, self.owner)
+
+    def sync_once(self, *, full: bool = False, force: bool = False):
+        guard = RemovalGuard(1.0 if force else self.config.sync.max_removed_share, self.config.sync.min_upcoming_for_guard)
+        return refresh_once(self.engine, self.connector, self.clock, full=full, guard=guard)
+
+    def plan_once(self):
+        return plan_once(self.engine, self.kinds, self.config, self.clock)
+
+    def dispatch_once(self):
+        return self.dispatcher.dispatch_once()
+
+    def status_once(self) -> tuple[int, int]:
+        """Take in the provider's pending events (the fake's simulated ones); (deliveries, replies)."""
+        deliveries = replies = 0
+        with session(self.engine) as db:
+            for event in self.sender.poll(self.clock.now()):
+                if isinstance(event, Delivery):
+                    deliveries += record_delivery(db, event.reference, event.delivered, event.at,
+                                                  source="provider", detail=event.detail)
+                else:
+                    reply = record_reply(db, self.config, event.channel, event.address, event.body, event.at)
+                    if reply.answer:
+                        self.sender.answer(event.channel, event.address, reply.answer)
+                    replies += 1
+                db.commit()
+        return deliveries, replies
+
+
+def build(config: Config, clock: Clock | None = None, *, start: date | None = None) -> Runtime:
+    clock = clock or SystemClock()
+    return Runtime(
+        config=config, engine=open_database(config), connector=build_connector(config),
+        kinds=load_kinds(config.message_kinds.enabled, config.message_kinds.directory and config.relative(config.message_kinds.directory)),
+        sender=FakeSender(clock=clock, seed=config.sender.seed), clock=clock)

@@ -1,0 +1,154 @@
+"""What the front desk reads: the message log, the report per kind, the why of an appointment, the queue.
+
+Each view returns plain dicts (the JSON the CLI prints, documented in the README).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, update
+from sqlmodel import col, or_, select
+
+from vitalsync.core.db import session
+from vitalsync.core.vocab import MessageStatus
+from vitalsync.mirror.tables import SyncRun
+from vitalsync.queue.outbox import transition
+from vitalsync.queue.tables import Decision, Message, MessageEvent, MessageTarget
+
+REACHED = (MessageStatus.RECEIVED, MessageStatus.CONFIRMED, MessageStatus.DECLINED)
+
+
+@dataclass
+class Filter:
+    kind: str | None = None
+    status: str | None = None
+    channel: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    patient: str | None = None
+    appointment: str | None = None
+
+    def apply(self, query):
+        if self.kind:
+            query = query.where(Message.kind == self.kind)
+        if self.status:
+            query = query.where(Message.status == self.status)
+        if self.channel:
+            query = query.where(Message.channel == self.channel)
+        if self.since:
+            query = query.where(Message.send_at >= self.since)
+        if self.until:
+            query = query.where(Message.send_at < self.until)
+        if self.patient:
+            query = query.where(or_(Message.patient_key == self.patient, col(Message.id).in_(
+                select(MessageTarget.message_id).where(MessageTarget.patient_key == self.patient))))
+        if self.appointment:
+            query = query.where(col(Message.id).in_(
+                select(MessageTarget.message_id).where(MessageTarget.appointment_key == self.appointment)))
+        return query
+
+
+def message_log(engine: Engine, where: Filter, *, history: bool = True, limit: int | None = None) -> list[dict]:
+    with session(engine) as db:
+        query = where.apply(select(Message)).order_by(Message.send_at, Message.id)
+        messages = db.exec(query.limit(limit) if limit else query).all()
+        ids = [m.id for m in messages]
+        events, targets = defaultdict(list), defaultdict(list)
+        for chunk in range(0, len(ids), 900):
+            part = ids[chunk:chunk + 900]
+            if history:
+                for event in db.exec(select(MessageEvent).where(col(MessageEvent.message_id).in_(part)).order_by(MessageEvent.id)):
+                    events[event.message_id].append(event)
+            for target in db.exec(select(MessageTarget).where(col(MessageTarget.message_id).in_(part))):
+                targets[target.message_id].append(target.appointment_key)
+    return [_row(m, targets[m.id], events[m.id] if history else None) for m in messages]
+
+
+def _row(message: Message, appointments: list[str], events) -> dict:
+    row = {
+        "id": message.id, "kind": message.kind, "channel": message.channel, "status": message.status,
+        "patient": message.patient_key, "appointments": appointments, "send_at": _iso(message.send_at),
+        "sent_at": _iso(message.sent_at), "status_at": _iso(message.status_at), "attempts": message.attempts,
+        "reason": message.reason,
+    }
+    if events is not None:
+        row["history"] = [{"at": _iso(e.at), "status": e.status, "source": e.source, "detail": e.detail} for e in events]
+    return row
+
+
+def report(engine: Engine, where: Filter) -> list[dict]:
+    """Per message kind: how many were sent, reached, answered, with rates over those sent."""
+    with session(engine) as db:
+        rows = db.exec(where.apply(select(Message.kind, Message.status))).all()
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for kind, status in rows:
+        counts[kind][status] += 1
+    result = []
+    for kind in sorted(counts):
+        c = counts[kind]
+        sent = sum(c[s] for s in (MessageStatus.SENT, MessageStatus.RECEIVED, MessageStatus.NOT_RECEIVED,
+                                  MessageStatus.CONFIRMED, MessageStatus.DECLINED, MessageStatus.NEEDS_RECONCILIATION))
+        received = sum(c[s] for s in REACHED)
+        result.append({
+            "kind": kind, "planned": sum(c.values()), "sent": sent, "received": received,
+            "not_received": c[MessageStatus.NOT_RECEIVED], "confirmed": c[MessageStatus.CONFIRMED],
+            "declined": c[MessageStatus.DECLINED], "pending": c[MessageStatus.NOT_SENT],
+            "cancelled": c[MessageStatus.CANCELLED], "skipped": c[MessageStatus.SKIPPED], "failed": c[MessageStatus.FAILED],
+            "received_rate": _rate(received, sent), "confirm_rate": _rate(c[MessageStatus.CONFIRMED], sent),
+            "decline_rate": _rate(c[MessageStatus.DECLINED], sent),
+        })
+    return result
+
+
+def why(engine: Engine, appointment: str) -> dict:
+    with session(engine) as db:
+        decisions = db.exec(select(Decision).where(Decision.appointment_key == appointment).order_by(Decision.at, Decision.id)).all()
+    return {
+        "appointment": appointment,
+        "decisions": [{"at": _iso(d.at), "kind": d.kind, "decision": d.decision, "reason": d.reason,
+                       "channel": d.channel, "message": d.message_id} for d in decisions],
+        "messages": message_log(engine, Filter(appointment=appointment)),
+    }
+
+
+def pending(engine: Engine, where: Filter) -> list[dict]:
+    where.status = MessageStatus.NOT_SENT.value
+    return message_log(engine, where, history=False)
+
+
+def cancel_pending(engine: Engine, where: Filter, at: datetime, who: str) -> int:
+    where.status = MessageStatus.NOT_SENT.value
+    with session(engine) as db:
+        messages = db.exec(where.apply(select(Message))).all()
+        done = sum(transition(db, m, MessageStatus.CANCELLED, at=at, source="staff", detail=f"cancelled by {who}") for m in messages)
+        db.commit()
+    return done
+
+
+def move_pending(engine: Engine, where: Filter, to: datetime) -> int:
+    where.status = MessageStatus.NOT_SENT.value
+    with session(engine) as db:
+        ids = db.exec(where.apply(select(Message.id))).all()
+        if ids:
+            db.execute(update(Message).where(col(Message.id).in_(ids)).values(send_at=to))
+        db.commit()
+    return len(ids)
+
+
+def sync_runs(engine: Engine, limit: int = 10) -> list[dict]:
+    with session(engine) as db:
+        runs = db.exec(select(SyncRun).order_by(SyncRun.id.desc()).limit(limit)).all()
+    return [{"id": r.id, "mode": r.mode, "outcome": r.outcome, "started_at": _iso(r.started_at), "rows_read": r.rows_read,
+             "changed": r.changed, "removed": r.removed, "rejected": r.rejected, "seconds": r.seconds, "detail": r.detail}
+            for r in runs]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None

@@ -1,0 +1,97 @@
+"""The command line. ``vitalsync --help`` lists the commands; each has its own ``--help``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from vitalsync import __version__
+from vitalsync.core.errors import ConfigError, PersonMustAct, RetryLater, SyncHeld
+
+DEFAULT_CONFIG = os.environ.get("VITALSYNC_CONFIG", "/etc/vitalsync/config.toml")
+EPILOG = """\
+Start here: `vitalsync demo --home ./demo-home` simulates a practice, then every other command
+works with `--config ./demo-home/config.toml`. Configuration: `vitalsync config example`.
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="vitalsync", description=(
+        "Sync a practice-management system and send appointment reminders, recalls and notices "
+        "by SMS, email and voice; record deliveries, confirmations and declines."), epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    top.add_argument("--version", action="version", version=f"vitalsync {__version__}")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=text, description=text)
+        if name not in ("demo", "config"):
+            cmd.add_argument("--config", type=Path, default=Path(DEFAULT_CONFIG),
+                             help=f"the config file (default {DEFAULT_CONFIG}, or $VITALSYNC_CONFIG)")
+        return cmd
+
+    demo = command("demo", "Simulate a practice for some days through the real pipeline, then show the log.")
+    demo.add_argument("--home", type=Path, help="keep the demo here (config.toml, vitalsync.db); default: a temporary folder")
+    demo.add_argument("--days", type=int, default=3, help="days to simulate (default 3)")
+    demo.add_argument("--seed", type=int, default=7, help="the practice and its patients (default 7)")
+    demo.add_argument("--start", type=datetime.fromisoformat, help="first simulated day, YYYY-MM-DD (default today)")
+
+    run = command("run", "Run the service: nightly full sync, incremental syncs, planning, dispatch.")
+    run.add_argument("--once", action="store_true", help="run each stage once, in order, and exit")
+    sync = command("sync", "Read the PMS into the mirror and print the sync report.")
+    sync.add_argument("--full", action="store_true", help="read everything, not only what changed")
+    sync.add_argument("--force", action="store_true", help="apply a sync the mass-removal guard held")
+    command("plan", "Plan messages from the mirror (idempotent) and print what changed.")
+    command("dispatch", "Send the messages that are due now.")
+
+    for name, text in (("log", "The message log: every message with its status and history."),
+                       ("report", "Per message kind: sent, received, not received, confirmed, declined, rates."),
+                       ("queue", "Pending messages; move or cancel any number of them by filter.")):
+        cmd = command(name, text)
+        cmd.add_argument("--kind", help="only this message kind (e.g. appointment_reminder)")
+        cmd.add_argument("--channel", choices=["sms", "email", "voice"], help="only this channel")
+        cmd.add_argument("--since", type=_when, help="send time from (YYYY-MM-DD or ISO time)")
+        cmd.add_argument("--until", type=_when, help="send time before (YYYY-MM-DD or ISO time)")
+        cmd.add_argument("--patient", help="only messages to or about this patient (PMS key)")
+        cmd.add_argument("--format", choices=["table", "csv", "json"], default="table")
+        if name == "log":
+            cmd.add_argument("--status", help="only this status (not_sent, sent, received, ...)")
+        if name == "queue":
+            action = cmd.add_mutually_exclusive_group()
+            action.add_argument("--cancel", action="store_true", help="cancel the matching pending messages")
+            action.add_argument("--move-to", type=_when, help="move the matching pending messages to this time")
+            cmd.add_argument("--yes", action="store_true", help="act without asking (needed when not on a terminal)")
+    why = command("why", "The decision trace of one appointment: why it got which messages, or none.")
+    why.add_argument("--appointment", required=True, help="the PMS appointment key")
+    why.add_argument("--format", choices=["table", "json"], default="table")
+    command("check", "Check the config, database, connector, message kinds and templates.")
+    config = command("config", "Configuration helpers.")
+    config.add_argument("action", choices=["example"], help="example: print a config with every key described")
+    return top
+
+
+def _when(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.astimezone(timezone.utc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from vitalsync.app import commands  # heavy imports only once the arguments are good
+
+    try:
+        return commands.dispatch(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except SyncHeld as exc:
+        print(f"held: {exc}", file=sys.stderr)
+        return 3
+    except (PersonMustAct, RetryLater) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

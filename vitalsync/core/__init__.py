@@ -1,0 +1,1 @@
+"""Shared ground for every stage: config, errors, database, logging, clock."""

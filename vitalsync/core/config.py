@@ -1,0 +1,221 @@
+"""The configuration: one TOML file with a strict schema, written for the IT staff who edit it.
+
+Unknown keys are errors; every error names the file, the key path and what is allowed. Secrets never
+have to be in the file: see :mod:`vitalsync.core.secrets`. ``config.example.toml`` is generated from
+these models (``vitalsync config example``), so every field carries a description.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import date, time
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+from vitalsync.core.errors import ConfigError
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+STOCK_KINDS = [
+    "appointment_reminder", "appointment_moved", "appointment_cancellation", "pre_appointment",
+    "after_appointment", "recall", "product_pickup",
+]
+
+
+def _zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r} (use an IANA name such as 'America/New_York')") from None
+    return name
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseConfig(Section):
+    """Where vitalsync keeps its mirror of the PMS and its message queue."""
+
+    url: str = Field("sqlite:///vitalsync.db", description=(
+        "SQLAlchemy URL. A relative SQLite path is relative to this file. For several workers use "
+        "PostgreSQL: 'postgresql+psycopg://vitalsync@db-host/vitalsync' (no password here)."))
+    password_file: Path | None = Field(None, description=(
+        "File holding the database password. Without it the password comes from "
+        "$VITALSYNC_DATABASE_PASSWORD or the systemd credential 'database_password'."))
+
+
+class ConnectorConfig(Section):
+    """The practice-management system to read."""
+
+    type: Literal["demo"] = Field("demo", description="Which connector: 'demo' is a synthetic practice.")
+    seed: int = Field(7, description="demo: the seed of the synthetic practice (same seed, same practice).")
+    start: date | None = Field(None, description="demo: the practice's first day; empty means today.")
+    patients: int = Field(400, ge=10, le=100_000, description="demo: how many patients.")
+    weeks: int = Field(6, ge=1, le=52, description="demo: how many weeks of appointments.")
+
+
+class ScheduleConfig(Section):
+    """When messages may go out. Each location can override any of these under [locations.KEY]."""
+
+    timezone: str = Field("America/New_York", description="The clinic's time zone (IANA name).")
+    window_start: time = Field(time(9, 0), description="Earliest send time, clinic time.")
+    window_end: time = Field(time(19, 0), description="Latest send time, clinic time.")
+    days: list[Weekday] = Field(["mon", "tue", "wed", "thu", "fri", "sat"], description="Days messages go out.")
+    holidays: list[date] = Field([], description="Dates with no messages, e.g. [2026-12-25].")
+    quiet_start: time = Field(time(20, 0), description="Quiet hours start, in the recipient's own time zone.")
+    quiet_end: time = Field(time(9, 0), description="Quiet hours end, in the recipient's own time zone.")
+
+    _check_zone = field_validator("timezone")(_zone)
+
+
+class LocationConfig(Section):
+    """Overrides of the schedule for one location (the key is the PMS's location key)."""
+
+    timezone: str | None = Field(None, description="The location's time zone, when not the clinic's.")
+    window_start: time | None = Field(None, description="Earliest send time at this location.")
+    window_end: time | None = Field(None, description="Latest send time at this location.")
+    days: list[Weekday] | None = Field(None, description="Days messages go out for this location.")
+    holidays: list[date] | None = Field(None, description="Dates with no messages for this location.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_zone(cls, value: str | None) -> str | None:
+        return None if value is None else _zone(value)
+
+
+class DaemonConfig(Section):
+    """What `vitalsync run` does and how often."""
+
+    full_sync_at: time = Field(time(2, 0), description="Time of the nightly full sync, clinic time.")
+    incremental_sync_minutes: int = Field(5, ge=1, description="Minutes between incremental syncs.")
+    plan_minutes: int = Field(5, ge=1, description="Minutes between planning passes.")
+    dispatch_seconds: int = Field(30, ge=1, description="Seconds between dispatch passes.")
+    plan_ahead_days: int = Field(3, ge=1, le=60, description="Messages are queued when due within this many days.")
+    batch_size: int = Field(100, ge=1, le=10_000, description="Messages claimed per dispatch pass.")
+    lease_seconds: int = Field(300, ge=10, description="How long a claimed message stays reserved.")
+
+
+class SyncConfig(Section):
+    """Safety of syncing."""
+
+    max_removed_share: float = Field(0.25, ge=0, le=1, description=(
+        "Hold a sync that would cancel or delete more than this share of upcoming appointments."))
+    min_upcoming_for_guard: int = Field(20, ge=0, description="The guard applies from this many upcoming appointments.")
+
+
+class MessageKindsConfig(Section):
+    """Which message kinds run."""
+
+    directory: Path | None = Field(None, description=(
+        "A folder of site kinds (TOML); a file there replaces the stock kind of the same name."))
+    enabled: list[str] = Field(STOCK_KINDS, description="Kinds to plan, by file name.")
+
+
+class ClinicConfig(Section):
+    """What patients see in messages."""
+
+    name: str = Field("Our clinic", description="The clinic's name as it appears in messages.")
+    phone: str = Field("", description="The number patients call back, as printed in messages.")
+
+
+class RepliesConfig(Section):
+    """Answers to patients' replies."""
+
+    help_text: str = Field(
+        "Appointment reminders from {clinic}. Reply C to confirm, N to decline, R to reschedule, "
+        "STOP to opt out. Call {phone} for help.", description="Answer to HELP ({clinic} and {phone} filled in).")
+    unknown_answer: str = Field(
+        "Thanks, we have passed your message to the front desk.", description=(
+            "Automatic answer to a reply a person must read; empty sends none."))
+
+
+class SenderConfig(Section):
+    """How messages leave."""
+
+    type: Literal["fake"] = Field("fake", description="'fake' records messages and simulates the patients.")
+    seed: int = Field(11, description="fake: the seed of simulated deliveries and replies.")
+
+
+class LogConfig(Section):
+    """Logging (never patient names, numbers, emails or message bodies)."""
+
+    level: Literal["debug", "info", "warning", "error"] = Field("info", description="Lowest level logged.")
+    format: Literal["auto", "json", "console"] = Field("auto", description="'auto': console on a terminal, else JSON.")
+
+
+class Config(Section):
+    """vitalsync configuration."""
+
+    database: DatabaseConfig = DatabaseConfig()
+    connector: ConnectorConfig = ConnectorConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    locations: dict[str, LocationConfig] = Field({}, description="Per-location overrides, [locations.KEY].")
+    daemon: DaemonConfig = DaemonConfig()
+    sync: SyncConfig = SyncConfig()
+    message_kinds: MessageKindsConfig = MessageKindsConfig()
+    clinic: ClinicConfig = ClinicConfig()
+    replies: RepliesConfig = RepliesConfig()
+    sender: SenderConfig = SenderConfig()
+    log: LogConfig = LogConfig()
+
+    _path: Path = PrivateAttr(Path("config.toml").resolve())
+
+    @property
+    def path(self) -> Path:
+        """The file this config was read from."""
+        return self._path
+
+    def relative(self, value: Path | str) -> Path:
+        """A path from the file, taken relative to the file's folder."""
+        value = Path(value).expanduser()
+        return value if value.is_absolute() else self.path.parent / value
+
+
+def load_config(path: Path | str) -> Config:
+    """Read and validate a config file; raise ConfigError naming the file and keys on any problem."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file (create one: vitalsync config example > {path})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError([f"{path}: {_describe(error)}" for error in exc.errors()]) from None
+    config._path = path.resolve()
+    return config
+
+
+def _describe(error: dict) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        parent = _model_at(error["loc"][:-1])
+        allowed = ", ".join(parent.model_fields) if parent else ""
+        return f"{key}: unknown key" + (f" (allowed here: {allowed})" if allowed else "")
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{key}: {message}"
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    model: type[BaseModel] = Config
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            if model is LocationConfig or str(part).isdigit() or model is Config:
+                continue
+            return None
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        elif str(part) == "locations":
+            model = LocationConfig
+        else:
+            return None
+    return model

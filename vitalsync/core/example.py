@@ -1,0 +1,57 @@
+"""Writes ``config.example.toml`` from the config models, a description above every key."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, time
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from vitalsync.core.config import Config, LocationConfig
+
+HEADER = """\
+# vitalsync configuration. Generated from the schema: `vitalsync config example > config.toml`.
+# Every key is optional; the value shown is the default. Unknown keys are errors.
+# Secrets (database password, API keys) never go here: see [database] password_file.
+"""
+
+
+def generate() -> str:
+    parts = [HEADER]
+    for name, field in Config.model_fields.items():
+        if name == "locations":
+            parts.append(_section("locations.1", LocationConfig, LocationConfig(), commented=True))
+            continue
+        model = field.annotation
+        parts.append(_section(name, model, field.default, commented=False))
+    return "\n".join(parts)
+
+
+def _section(name: str, model: type[BaseModel], value: BaseModel, *, commented: bool) -> str:
+    prefix = "# " if commented else ""
+    lines = [f"# {(model.__doc__ or '').strip()}", f"{prefix}[{name}]"]
+    for key, field in model.model_fields.items():
+        lines.append(f"# {field.description}")
+        current = getattr(value, key)
+        if current is None:
+            lines.append(f"# {key} = ")
+            continue
+        lines.append(f"{prefix}{key} = {_toml(current)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml(value) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    if isinstance(value, (time, date)):
+        return value.isoformat()
+    if isinstance(value, (str, Path)):
+        return json.dumps(str(value), ensure_ascii=False)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
+
+
+def write(path: Path) -> None:
+    path.write_text(generate(), encoding="utf-8")

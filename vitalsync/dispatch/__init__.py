@@ -1,0 +1,1 @@
+"""Stage 5: claims due messages, re-checks them against the mirror, renders and sends them."""

@@ -1,0 +1,101 @@
+"""An in-memory sender: records what it sends and, when simulating, plays the patients.
+
+Every outcome is a pure function of (seed, message key), so a demo run is the same every time:
+most messages are delivered, some are not, a few are refused; delivered ones that ask for a reply
+get confirmations, declines, reschedule requests, free text, HELP and STOP, in the patient's language.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from vitalsync.core.clock import Clock
+from vitalsync.core.errors import PermanentSendError, TransientSendError
+from vitalsync.dispatch.sender import Outgoing
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The provider reports a message delivered or not."""
+
+    reference: str
+    delivered: bool
+    at: datetime
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A patient's reply (text, email link or keypress), as the provider reports it."""
+
+    channel: str
+    address: str
+    body: str
+    at: datetime
+
+
+REPLIES = {  # (share of delivered messages that ask a reply, answers in English, in Spanish)
+    "confirm": (0.55, ["C", "Y", "yes", "1", "\N{THUMBS UP SIGN}", "Confirm"], ["SI", "Sí", "1"]),
+    "decline": (0.12, ["N", "No", "2"], ["NO", "2"]),
+    "reschedule": (0.05, ["R"], ["R"]),
+    "free text": (0.04, ["Can I come later that day?", "running late, sorry"], ["¿Puedo ir más tarde?"]),
+    "stop": (0.02, ["STOP"], ["STOP"]),
+    "help": (0.01, ["HELP"], ["AYUDA"]),
+}
+
+
+@dataclass
+class FakeSender:
+    clock: Clock
+    seed: int = 11
+    simulate: bool = True
+    channels: frozenset[str] = frozenset({"sms", "email", "voice"})
+    sent: list[Outgoing] = field(default_factory=list)
+    answers: list[tuple[str, str, str]] = field(default_factory=list)  #: (channel, to, text) sent back to replies
+    _events: list[Delivery | Inbound] = field(default_factory=list)
+
+    def send(self, outgoing: Outgoing) -> str:
+        roll = self._roll(outgoing.key, "send")
+        if self.simulate and roll < 0.015 and not any(s.key == outgoing.key for s in self.sent[-50:]):
+            raise TransientSendError("simulated: connection refused before the request was sent")
+        if self.simulate and roll > 0.985:
+            raise PermanentSendError("simulated: the provider refused the recipient as invalid")
+        self.sent.append(outgoing)
+        reference = "FK" + hashlib.sha256(f"{outgoing.key}|{len(self.sent)}".encode()).hexdigest()[:30]
+        if self.simulate:
+            self._play(outgoing, reference)
+        return reference
+
+    def answer(self, channel: str, to: str, text: str) -> None:
+        self.answers.append((channel, to, text))
+
+    def poll(self, until: datetime) -> list[Delivery | Inbound]:
+        """Events due by ``until``, oldest first; they are handed out once."""
+        due = sorted((e for e in self._events if e.at <= until), key=lambda e: e.at)
+        self._events = [e for e in self._events if e.at > until]
+        return due
+
+    def _play(self, outgoing: Outgoing, reference: str) -> None:
+        now, fate = self.clock.now(), self._roll(outgoing.key, "delivery")
+        if fate > 0.97:
+            return  # the carrier never reports back: the message stays 'sent'
+        delivered = fate < 0.90
+        detail = "" if delivered else "simulated: no answer / undelivered"
+        self._events.append(Delivery(reference, delivered, now + timedelta(minutes=1), detail))
+        if not (delivered and outgoing.asks_reply):
+            return
+        pick, floor = self._roll(outgoing.key, "reply"), 0.0
+        for share, english, spanish in REPLIES.values():
+            if pick < floor + share:
+                words = spanish if outgoing.language == "es" else english
+                body = words[int(self._roll(outgoing.key, "word") * len(words))]
+                later = timedelta(minutes=5 + int(self._roll(outgoing.key, "delay") * 180))
+                self._events.append(Inbound(outgoing.channel, outgoing.to, body, now + later))
+                return
+            floor += share
+
+    def _roll(self, key: str, purpose: str) -> float:
+        digest = hashlib.sha256(f"{self.seed}|{key}|{purpose}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64

@@ -1,0 +1,84 @@
+"""The last look before a send: is this message still right, against the latest mirror?"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlmodel import Session, select
+
+from vitalsync.core.vocab import AppointmentStatus, MessageStatus
+from vitalsync.mirror.tables import Appointment, Location, OptOut, Patient, Pickup, Provider, Recall
+from vitalsync.queue.tables import Message, MessageTarget
+from vitalsync.rules.kinds import MessageKind, Trigger
+
+
+@dataclass
+class Facts:
+    """The mirror rows one message is about, read fresh."""
+
+    patient: Patient | None
+    members: list[tuple[Appointment, Location, Provider | None, Patient]] = field(default_factory=list)
+    targets: list[MessageTarget] = field(default_factory=list)
+    recall: Recall | None = None
+    pickup: Pickup | None = None
+    pickup_location: Location | None = None
+
+
+def gather(db: Session, message: Message, kind: MessageKind | None) -> Facts:
+    facts = Facts(patient=db.get(Patient, message.patient_key))
+    facts.targets = list(db.exec(select(MessageTarget).where(MessageTarget.message_id == message.id)
+                                 .order_by(MessageTarget.position)))
+    for target in facts.targets:
+        appointment = db.get(Appointment, target.appointment_key)
+        if appointment is None:
+            continue
+        facts.members.append((appointment, db.get(Location, appointment.location_key),
+                              db.get(Provider, appointment.provider_key) if appointment.provider_key else None,
+                              db.get(Patient, target.patient_key)))
+    trigger = kind.trigger if kind else None
+    if message.subject_key and trigger is Trigger.RECALL_DUE:
+        facts.recall = db.get(Recall, message.subject_key)
+    if message.subject_key and trigger is Trigger.PICKUP_READY:
+        facts.pickup = db.get(Pickup, message.subject_key)
+        if facts.pickup:
+            facts.pickup_location = db.get(Location, facts.pickup.location_key)
+    return facts
+
+
+def answered(db: Session, appointment_keys: list[str]) -> str | None:
+    rows = db.exec(select(Message.status).join(MessageTarget, MessageTarget.message_id == Message.id)
+                   .where(MessageTarget.appointment_key.in_(appointment_keys),
+                          Message.status.in_([MessageStatus.CONFIRMED, MessageStatus.DECLINED]))).all()
+    return str(rows[0]) if rows else None
+
+
+def opted_out(db: Session, message: Message) -> bool:
+    query = select(OptOut.id).where(OptOut.channel == message.channel,
+                                    (OptOut.address == message.address) | (OptOut.patient_key == message.patient_key))
+    return db.exec(query).first() is not None
+
+
+def stale(db: Session, message: Message, kind: MessageKind | None, facts: Facts, now: datetime) -> tuple[str, str] | None:
+    """(status, reason) when the message must not go out any more, else None."""
+    if kind is None:
+        return MessageStatus.CANCELLED, f"message kind '{message.kind}' is no longer enabled"
+    if message.deadline is not None and message.deadline <= now:
+        return MessageStatus.SKIPPED, "too late: the appointment has started"
+    if facts.patient is None or not facts.patient.active:
+        return MessageStatus.SKIPPED, "patient inactive or no longer in the PMS"
+    for target in facts.targets:
+        current = next((a for a, *_ in facts.members if a.key == target.appointment_key), None)
+        if current is None or current.status in (AppointmentStatus.CANCELLED, AppointmentStatus.DELETED):
+            if kind.trigger is not Trigger.APPOINTMENT_CANCELLED:
+                return MessageStatus.CANCELLED, "appointment cancelled since planning"
+        elif current.version != target.appointment_version:
+            return MessageStatus.CANCELLED, "appointment changed since planning; it is planned again"
+    answer = answered(db, [t.appointment_key for t in facts.targets]) if facts.targets else None
+    if answer and answer in kind.stop_on:
+        return MessageStatus.CANCELLED, f"patient already {answer}"
+    if facts.pickup is not None and facts.pickup.picked_up:
+        return MessageStatus.CANCELLED, "order picked up"
+    if opted_out(db, message):
+        return MessageStatus.SKIPPED, f"patient opted out of {message.channel}"
+    return None

@@ -1,0 +1,195 @@
+"""``dispatch_once``: send what is due, each message exactly once or flagged for reconciliation.
+
+For each claimed message, in order:
+
+1. read the mirror fresh and drop the message if it went stale (cancelled, moved, answered, opted out);
+2. if now is outside the send window for its recipient, move its send time to the next allowed moment;
+3. render it, mark the attempt *in flight* and commit, then call the sender;
+4. record the outcome: sent, failed, the next channel (unreachable), retry later (never left), or
+   needs_reconciliation (may have left). A message found still in flight when claimed again was
+   interrupted mid-send (a crash) and is flagged, never resent blindly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import structlog
+from sqlalchemy import Engine
+
+from vitalsync.core.clock import Clock
+from vitalsync.core.config import Config
+from vitalsync.core.db import session
+from vitalsync.core.errors import AmbiguousSendError, PermanentSendError, TransientSendError, UnreachableError
+from vitalsync.core.vocab import Channel, DecisionKind, MessageStatus
+from vitalsync.dispatch.claim import claim, release
+from vitalsync.dispatch.recheck import Facts, gather, stale
+from vitalsync.dispatch.sender import Outgoing, Sender
+from vitalsync.queue.outbox import decide, transition
+from vitalsync.queue.tables import Message, MessageEvent
+from vitalsync.rules.kinds import MessageKind
+from vitalsync.rules.recipients import usable
+from vitalsync.rules.render import build_context, render
+from vitalsync.rules.schedule import base_window
+
+log = structlog.get_logger("vitalsync.dispatch")
+MAX_ATTEMPTS = 5
+
+
+@dataclass
+class DispatchReport:
+    claimed: int = 0
+    sent: int = 0
+    deferred: int = 0
+    dropped: int = 0  #: cancelled or skipped at the last look
+    failed: int = 0
+    retried: int = 0
+    unsure: int = 0  #: needs_reconciliation
+
+
+@dataclass
+class Dispatcher:
+    engine: Engine
+    kinds: dict[str, MessageKind]
+    senders: dict[str, Sender]
+    config: Config
+    clock: Clock
+    owner: str = "worker"
+
+    def dispatch_once(self) -> DispatchReport:
+        """Claim a batch of due messages and settle each; ``claimed == batch size`` means more may wait."""
+        report = DispatchReport()
+        lease = timedelta(seconds=self.config.daemon.lease_seconds)
+        for message_id in claim(self.engine, self.clock.now(), self.owner, self.config.daemon.batch_size, lease):
+            report.claimed += 1
+            self._settle(message_id, report)
+        if report.claimed:
+            log.info("dispatch_done", **report.__dict__)
+        return report
+
+    def _settle(self, message_id: int, report: DispatchReport) -> None:
+        now = self.clock.now()
+        with session(self.engine) as db:
+            message = db.get(Message, message_id)
+            if message is None or message.status != MessageStatus.NOT_SENT or message.lease_owner != self.owner:
+                return
+            if message.in_flight:
+                self._finish(db, message, MessageStatus.NEEDS_RECONCILIATION, "interrupted during a send; reconcile with the provider", report)
+                return
+            kind = self.kinds.get(message.kind)
+            facts = gather(db, message, kind)
+            if verdict := stale(db, message, kind, facts, now):
+                self._drop(db, message, *verdict, report)
+                return
+            if self._defer(db, message, kind, facts, report):
+                return
+            self._send(db, message, kind, facts, report)
+
+    def _defer(self, db, message: Message, kind: MessageKind, facts: Facts, report: DispatchReport) -> bool:
+        now = self.clock.now()
+        location = facts.members[0][1] if facts.members else facts.pickup_location
+        window = base_window(self.config, location.key if location else None, location.timezone if location else None)
+        tz = _zone(facts.patient.timezone) or window.tz
+        if window.allows(now, tz):
+            return False
+        when = window.next_allowed(now, tz)
+        if when is None or (message.deadline is not None and when >= message.deadline):
+            self._drop(db, message, MessageStatus.SKIPPED, "no allowed send time left before the appointment", report)
+            return True
+        message.send_at = when
+        release(message)
+        decide(db, key=f"{message.key}|deferred|{when.isoformat()}", at=now, kind=message.kind,
+               decision=DecisionKind.DEFERRED, reason=f"outside the send window for the recipient; moved to {when:%Y-%m-%d %H:%M} UTC",
+               appointment_key=message.appointment_key, patient_key=message.patient_key, message_id=message.id,
+               channel=message.channel)
+        db.add(message)
+        db.commit()
+        report.deferred += 1
+        return True
+
+    def _send(self, db, message: Message, kind: MessageKind, facts: Facts, report: DispatchReport) -> None:
+        while True:
+            outgoing = self._outgoing(message, kind, facts)
+            message.attempts += 1
+            message.in_flight = True
+            db.add(message)
+            db.commit()  # the attempt is on disk before the provider hears of it
+            try:
+                reference = self.senders[message.channel].send(outgoing)
+            except UnreachableError as exc:
+                if self._fall_back(db, message, kind, facts, str(exc)):
+                    continue
+                self._finish(db, message, MessageStatus.FAILED, f"no channel reached the patient ({exc})", report)
+            except PermanentSendError as exc:
+                self._finish(db, message, MessageStatus.FAILED, str(exc), report)
+            except TransientSendError as exc:
+                self._retry(db, message, str(exc), report)
+            except AmbiguousSendError as exc:
+                self._finish(db, message, MessageStatus.NEEDS_RECONCILIATION, str(exc), report)
+            else:
+                message.provider_ref, message.sent_at = reference, self.clock.now()
+                self._finish(db, message, MessageStatus.SENT, "", report)
+            return
+
+    def _outgoing(self, message: Message, kind: MessageKind, facts: Facts) -> Outgoing:
+        location = facts.members[0][1] if facts.members else facts.pickup_location
+        tz = _zone(location.timezone if location else None) or _zone(self.config.schedule.timezone)
+        context = build_context(
+            clinic_name=self.config.clinic.name, clinic_phone=self.config.clinic.phone, patient=facts.patient,
+            language=message.language, tz=tz, appointments=facts.members, recall=facts.recall,
+            pickup=facts.pickup, pickup_location=facts.pickup_location)
+        rendered = render(kind, Channel(message.channel), message.language, context)
+        return Outgoing(message_id=message.id, key=hashlib.sha256(message.key.encode()).hexdigest()[:32],
+                        channel=message.channel, to=message.address, body=rendered.body, language=message.language,
+                        subject=rendered.subject, html=rendered.html, asks_reply=message.asks_reply)
+
+    def _fall_back(self, db, message: Message, kind: MessageKind, facts: Facts, why: str) -> bool:
+        channels = [Channel(c).value for c in kind.channels]
+        for channel in channels[channels.index(message.channel) + 1:]:
+            address, _ = usable(Channel(channel), facts.patient, lambda *_: False)
+            if address and channel in self.senders:
+                detail = f"{message.channel} unreachable ({why}); falling back to {channel}"
+                db.add(_event(message, self.clock.now(), detail))
+                message.channel, message.address, message.in_flight = channel, address, False
+                return True
+        return False
+
+    def _retry(self, db, message: Message, why: str, report: DispatchReport) -> None:
+        if message.attempts >= MAX_ATTEMPTS:
+            self._finish(db, message, MessageStatus.FAILED, f"gave up after {message.attempts} attempts: {why}", report)
+            return
+        message.in_flight = False
+        message.send_at = self.clock.now() + timedelta(seconds=30 * 2 ** message.attempts)
+        message.reason = why
+        release(message)
+        db.add(message)
+        db.commit()
+        report.retried += 1
+
+    def _drop(self, db, message: Message, status: str, reason: str, report: DispatchReport) -> None:
+        decision = DecisionKind.CANCELLED if status == MessageStatus.CANCELLED else DecisionKind.SKIPPED
+        decide(db, key=f"{message.key}|{decision}|dispatch", at=self.clock.now(), kind=message.kind,
+               decision=decision, reason=reason, appointment_key=message.appointment_key,
+               patient_key=message.patient_key, message_id=message.id, channel=message.channel)
+        self._finish(db, message, MessageStatus(status), reason, report)
+
+    def _finish(self, db, message: Message, status: MessageStatus, reason: str, report: DispatchReport) -> None:
+        message.in_flight = False
+        release(message)
+        transition(db, message, status, at=self.clock.now(), source="dispatch", detail=reason)
+        db.add(message)
+        db.commit()
+        field = {MessageStatus.SENT: "sent", MessageStatus.FAILED: "failed",
+                 MessageStatus.NEEDS_RECONCILIATION: "unsure"}.get(status, "dropped")
+        setattr(report, field, getattr(report, field) + 1)
+
+
+def _event(message: Message, at, detail: str) -> MessageEvent:
+    return MessageEvent(message_id=message.id, at=at, status=MessageStatus.NOT_SENT, source="dispatch", detail=detail)
+
+
+def _zone(name: str | None) -> ZoneInfo | None:
+    return ZoneInfo(name) if name else None

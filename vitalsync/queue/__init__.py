@@ -1,0 +1,1 @@
+"""Stage 4: the outbox. Messages with their idempotency keys, status history and the decision trace."""

@@ -1,0 +1,119 @@
+"""``plan_once``: read a snapshot, run the rules, write the plan into the outbox."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import structlog
+from sqlalchemy import Engine
+from sqlmodel import Session, col, or_, select
+
+from vitalsync.core.clock import Clock
+from vitalsync.core.config import Config
+from vitalsync.core.db import session
+from vitalsync.core.vocab import MessageStatus
+from vitalsync.mirror.tables import Appointment, Location, OptOut, Patient, Pickup, Recall
+from vitalsync.queue.outbox import decide, transition
+from vitalsync.queue.tables import Decision, Message, MessageEvent, MessageTarget
+from vitalsync.rules.kinds import MessageKind
+from vitalsync.rules.plan import Plan, plan
+from vitalsync.rules.schedule import base_window
+from vitalsync.rules.snapshot import Pending, Snapshot
+
+log = structlog.get_logger("vitalsync.plan")
+PAST = timedelta(days=3)  #: after-appointment messages look this far back
+KEPT = timedelta(days=21)  #: messages sent this long ago still count as existing for idempotency
+
+
+@dataclass
+class PlanReport:
+    queued: int = 0
+    cancelled: int = 0
+    decisions: int = 0
+
+
+def plan_once(engine: Engine, kinds: dict[str, MessageKind], config: Config, clock: Clock) -> PlanReport:
+    """Plan every enabled kind against the mirror and write the result. Planning twice is a no-op."""
+    now = clock.now()
+    with session(engine) as db:
+        snap = load_snapshot(db, kinds, config, now, now + timedelta(days=config.daemon.plan_ahead_days))
+        result = plan(list(kinds.values()), snap)
+        report = apply_plan(db, result, now)
+        db.commit()
+    log.info("plan_done", queued=report.queued, cancelled=report.cancelled, decisions=report.decisions)
+    return report
+
+
+def load_snapshot(db: Session, kinds: dict[str, MessageKind], config: Config, now, horizon) -> Snapshot:
+    locations = {row.key: row for row in db.exec(select(Location))}
+    windows = {key: base_window(config, key, row.timezone) for key, row in locations.items()}
+    windows[""] = base_window(config)
+    lead = max((-offset for kind in kinds.values() for offset in kind.offsets), default=timedelta(0))
+    appointments = {row.key: row for row in db.exec(select(Appointment).where(
+        Appointment.start >= now - PAST, Appointment.start <= horizon + max(lead, timedelta(0))))}
+    patients = {row.key: row for row in db.exec(select(Patient))}
+    phones = Counter(p.mobile for p in patients.values() if p.active and p.mobile)
+    phones.update(p.landline for p in patients.values() if p.active and p.landline and not p.mobile)
+    pickups = {row.key: row for row in db.exec(select(Pickup))}
+    recent = now - KEPT
+    messages = db.exec(select(Message).where(or_(Message.send_at >= recent, Message.status == MessageStatus.NOT_SENT))).all()
+    targets: dict[int, list[MessageTarget]] = {}
+    for target in db.exec(select(MessageTarget).where(col(MessageTarget.message_id).in_([m.id for m in messages]))) if messages else ():
+        targets.setdefault(target.message_id, []).append(target)
+    answered = {}
+    for message in sorted(messages, key=lambda m: m.status_at):
+        if message.status in (MessageStatus.CONFIRMED, MessageStatus.DECLINED):
+            for target in targets.get(message.id, ()):
+                answered[target.appointment_key] = message.status
+    return Snapshot(
+        now=now, horizon=horizon, default_tz=ZoneInfo(config.schedule.timezone), windows=windows, patients=patients,
+        locations=locations, appointments=appointments, recalls=list(db.exec(select(Recall))),
+        pickups=pickups, opt_outs={(o.patient_key or o.address, o.channel) for o in db.exec(select(OptOut))},
+        answered=answered, existing_keys={m.key for m in messages}, address_count=dict(phones),
+        pending=[_pending(m, targets.get(m.id, []), kinds, appointments, horizon) for m in messages
+                 if m.status == MessageStatus.NOT_SENT],
+        decided=set(db.exec(select(Decision.key).where(Decision.at >= recent))))
+
+
+def _pending(message: Message, targets, kinds, appointments, horizon) -> Pending:
+    keys = tuple(t.appointment_key for t in sorted(targets, key=lambda t: t.position))
+    evaluated = message.kind in kinds and message.send_at <= horizon and all(k in appointments for k in keys)
+    return Pending(id=message.id, key=message.key, kind=message.kind, appointment_keys=keys,
+                   versions=tuple(t.appointment_version for t in sorted(targets, key=lambda t: t.position)),
+                   subject_key=message.subject_key, evaluated=evaluated)
+
+
+def apply_plan(db: Session, result: Plan, now) -> PlanReport:
+    report = PlanReport()
+    ids: dict[str, int] = {}
+    for planned in result.messages:
+        message = Message(
+            key=planned.key, kind=planned.kind, channel=planned.channel, address=planned.address,
+            patient_key=planned.patient_key, appointment_key=planned.appointment_key,
+            subject_key=planned.subject_key, language=planned.language, asks_reply=planned.asks_reply,
+            send_at=planned.send_at, deadline=planned.deadline, status=MessageStatus.NOT_SENT,
+            status_at=now, created_at=now)
+        db.add(message)
+        db.flush()
+        ids[planned.key] = message.id
+        for position, target in enumerate(planned.targets):
+            db.add(MessageTarget(message_id=message.id, position=position, appointment_key=target.appointment_key,
+                                 patient_key=target.patient_key, appointment_version=target.appointment_version))
+        db.add(MessageEvent(message_id=message.id, at=now, status=MessageStatus.NOT_SENT, source="planner"))
+        report.queued += 1
+    for cancel in result.cancels:
+        message = db.get(Message, cancel.message_id)
+        if message and transition(db, message, MessageStatus.CANCELLED, at=now, source="planner", detail=cancel.reason):
+            report.cancelled += 1
+            decide(db, key=f"{message.key}|{cancel.decision}", at=now, kind=message.kind, decision=cancel.decision,
+                   reason=cancel.reason, appointment_key=message.appointment_key, patient_key=message.patient_key,
+                   subject_key=message.subject_key, message_id=message.id, channel=message.channel)
+    for note in result.notes:
+        decide(db, key=note.key, at=now, kind=note.kind, decision=note.decision, reason=note.reason,
+               appointment_key=note.appointment_key, patient_key=note.patient_key, subject_key=note.subject_key,
+               channel=note.channel, message_id=ids.get(note.message_key or ""))
+        report.decisions += 1
+    return report

@@ -1,0 +1,177 @@
+"""Planning: message kinds × a snapshot of the mirror × now → a plan. Pure: no I/O, no clock.
+
+For each kind, every subject (appointment, recall, pick-up order) it applies to yields the messages
+it *wants* right now, each with an idempotency key. Wanted keys that do not exist yet are queued;
+pending messages whose key is no longer wanted are cancelled with the reason. So planning twice
+changes nothing, a moved appointment's old reminders are cancelled and new ones planned, and a
+confirmed appointment's remaining reminders stop.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from vitalsync.core.vocab import DecisionKind
+from vitalsync.rules.kinds import MessageKind, Trigger
+from vitalsync.rules.recipients import Recipient, choose
+from vitalsync.rules.snapshot import Snapshot, Target
+from vitalsync.rules.timing import send_time
+
+
+@dataclass(frozen=True)
+class PlannedMessage:
+    key: str
+    kind: str
+    channel: str
+    address: str
+    patient_key: str
+    language: str
+    asks_reply: bool
+    send_at: datetime
+    deadline: datetime | None
+    appointment_key: str | None = None
+    subject_key: str | None = None
+    targets: tuple[Target, ...] = ()
+
+
+@dataclass(frozen=True)
+class Note:
+    """One decision for the trace; ``key`` makes recording it idempotent."""
+
+    key: str
+    kind: str
+    decision: DecisionKind
+    reason: str
+    patient_key: str | None = None
+    appointment_key: str | None = None
+    subject_key: str | None = None
+    channel: str | None = None
+    message_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Cancel:
+    message_id: int
+    reason: str
+    decision: DecisionKind
+
+
+@dataclass
+class Plan:
+    messages: list[PlannedMessage] = field(default_factory=list)
+    cancels: list[Cancel] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Want:
+    """A message a kind wants for a subject, before recipients are grouped."""
+
+    key: str
+    kind: MessageKind
+    offset: timedelta
+    due: datetime
+    deadline: datetime | None
+    recipient: Recipient
+    location_key: str
+    appointment_key: str | None = None
+    subject_key: str | None = None
+    targets: tuple[Target, ...] = ()
+    day: str = ""
+
+
+def plan(kinds: list[MessageKind], snap: Snapshot) -> Plan:
+    result = Plan()
+    wanted: set[str] = set()
+    for kind in kinds:
+        wants = list(_wants(kind, snap, result))
+        for want in _group_families(kind, wants, snap, result):
+            wanted.add(want.key)
+            if want.key not in snap.existing_keys:
+                _queue(want, snap, result)
+    for pending in snap.pending:
+        if pending.key not in wanted and pending.evaluated:
+            decision, reason = snap.why_unwanted(pending)
+            result.cancels.append(Cancel(pending.id, reason, decision))
+    result.notes = [note for note in _unique(result.notes) if note.key not in snap.decided]
+    return result
+
+
+def _wants(kind: MessageKind, snap: Snapshot, result: Plan):
+    for subject in snap.subjects(kind):
+        if reason := subject.blocked_by(kind):
+            result.notes.append(_note(kind, subject, DecisionKind.SKIPPED, reason))
+            continue
+        recipient = choose(kind, subject.patient, subject.location_key, snap)
+        if isinstance(recipient, str):
+            result.notes.append(_note(kind, subject, DecisionKind.SKIPPED, recipient))
+            continue
+        for offset in kind.offsets:
+            if subject.moment + offset > snap.horizon:
+                continue
+            yield Want(
+                key=f"{kind.name}|{subject.key_part}|{_offset_text(offset)}|{subject.moment_text}",
+                kind=kind, offset=offset, due=subject.moment + offset, deadline=subject.deadline(offset),
+                recipient=recipient, location_key=subject.location_key,
+                appointment_key=subject.appointment_key, subject_key=subject.subject_key,
+                targets=subject.targets, day=subject.day)
+
+
+def _group_families(kind: MessageKind, wants: list[Want], snap: Snapshot, result: Plan):
+    """One message per shared phone and day when the kind groups families; others pass through."""
+    if not kind.group_family:
+        yield from wants
+        return
+    groups: dict[tuple, list[Want]] = defaultdict(list)
+    for want in wants:
+        shared = want.recipient.channel in ("sms", "voice") and snap.shares_address(want.recipient.address)
+        groups[(want.offset, want.recipient.address, want.day) if shared else (want.key,)].append(want)
+    for members in groups.values():
+        if len(members) == 1:
+            yield members[0]
+            continue
+        members.sort(key=lambda w: (w.due, w.appointment_key))
+        lead = members[0]
+        key = f"{kind.name}|family|{_offset_text(lead.offset)}|" + "+".join(
+            f"{m.appointment_key}@{m.due.isoformat()}" for m in members)
+        for member in members[1:]:
+            result.notes.append(Note(
+                key=f"{key}|{member.appointment_key}", kind=kind.name, decision=DecisionKind.SUPPRESSED,
+                reason=f"grouped into one family message with appointment {lead.appointment_key}",
+                patient_key=member.recipient.patient_key, appointment_key=member.appointment_key,
+                channel=lead.recipient.channel, message_key=key))
+        yield replace(lead, key=key, targets=tuple(t for m in members for t in m.targets))
+
+
+def _queue(want: Want, snap: Snapshot, result: Plan) -> None:
+    recipient, kind = want.recipient, want.kind
+    window = snap.window(want.location_key)
+    when, reason = send_time(want.due, want.deadline, snap.now, kind.late_grace, window, recipient.tz)
+    base = dict(kind=kind.name, patient_key=recipient.patient_key, appointment_key=want.appointment_key,
+                subject_key=want.subject_key, channel=recipient.channel, message_key=want.key)
+    if when is None:
+        result.notes.append(Note(key=f"{want.key}|skip", decision=DecisionKind.SKIPPED, reason=reason, **base))
+        return
+    result.messages.append(PlannedMessage(
+        key=want.key, kind=kind.name, channel=recipient.channel, address=recipient.address,
+        patient_key=recipient.patient_key, language=recipient.language, asks_reply=kind.asks_reply,
+        send_at=when, deadline=want.deadline, appointment_key=want.appointment_key,
+        subject_key=want.subject_key, targets=want.targets))
+    result.notes.append(Note(key=f"{want.key}|queued", decision=DecisionKind.QUEUED, reason=reason, **base))
+
+
+def _note(kind: MessageKind, subject, decision: DecisionKind, reason: str) -> Note:
+    return Note(key=f"{kind.name}|{subject.key_part}|{subject.moment_text}|{reason}", kind=kind.name,
+                decision=decision, reason=reason, patient_key=subject.patient.key if subject.patient else None,
+                appointment_key=subject.appointment_key, subject_key=subject.subject_key)
+
+
+def _offset_text(offset: timedelta) -> str:
+    minutes = int(offset.total_seconds() // 60)
+    return f"{'+' if minutes >= 0 else '-'}{abs(minutes)}m"
+
+
+def _unique(notes: list[Note]) -> list[Note]:
+    return list({note.key: note for note in notes}.values())

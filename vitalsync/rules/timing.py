@@ -1,0 +1,33 @@
+"""When a wanted message goes out: its due time, moved into the allowed window."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from vitalsync.rules.schedule import Window
+
+
+def send_time(due: datetime, deadline: datetime | None, now: datetime, grace: timedelta,
+              window: Window, tz: ZoneInfo) -> tuple[datetime | None, str]:
+    """(send time, reason) or (None, why not).
+
+    A message planned long after its due time is skipped rather than sent late in a burst (a
+    reminder for two days ahead that the first sync finds one day ahead is not sent). Outside the
+    window it waits for the next allowed moment; when that would be after the deadline (the
+    appointment), it goes at the last allowed moment before instead, if that is still ahead.
+    """
+    if deadline is not None and deadline <= now:
+        return None, "the appointment has already started"
+    if due < now - grace:
+        return None, f"its send time {due:%Y-%m-%d %H:%M} UTC had passed when it was first planned"
+    start = max(due, now)
+    when = window.next_allowed(start, tz)
+    if when is not None and (deadline is None or when < deadline):
+        reason = "due" if when == start else "deferred into the send window"
+        return when, f"{reason}; send at {when:%Y-%m-%d %H:%M} UTC"
+    if deadline is not None:
+        earlier = window.last_allowed_before(min(start, deadline), tz)
+        if earlier is not None and earlier >= now - grace:
+            return max(earlier, now), f"brought forward into the send window; send at {max(earlier, now):%Y-%m-%d %H:%M} UTC"
+    return None, "no allowed send time before the appointment (send window, quiet hours, holidays)"

@@ -1,0 +1,1 @@
+"""Stage 6: delivery events and patient replies move messages through the lifecycle."""

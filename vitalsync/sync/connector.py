@@ -1,0 +1,131 @@
+"""The connector seam: one small Protocol and the records it yields.
+
+A connector reads a practice-management system and returns a :class:`Batch` of records. It never
+writes patient details back. Its errors say what the caller does next:
+
+* :class:`~vitalsync.core.errors.RetryLater` — the PMS or the network is away (retried with backoff);
+* :class:`~vitalsync.core.errors.PersonMustAct` — bad credentials, a missing table, a wrong path.
+
+Times are time-zone aware; phones are E.164 (``+15551234567``) or ``None``; keys are the PMS's own
+primary keys as strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Protocol
+
+from vitalsync.core.vocab import AppointmentStatus, Channel
+
+
+@dataclass(frozen=True)
+class LocationRecord:
+    key: str
+    name: str
+    timezone: str
+    phone: str = ""
+
+
+@dataclass(frozen=True)
+class ProviderRecord:
+    key: str
+    name: str
+    location_key: str | None = None
+
+
+@dataclass(frozen=True)
+class PatientRecord:
+    key: str
+    first_name: str
+    last_name: str
+    mobile: str | None = None  #: the only number that may be texted
+    landline: str | None = None  #: voice only
+    email: str | None = None
+    sms_ok: bool = True  #: consent per channel, as the PMS records it
+    email_ok: bool = True
+    voice_ok: bool = True
+    language: str = "en"
+    timezone: str | None = None  #: the patient's own zone, when the PMS knows it
+    guarantor_key: str | None = None  #: the family head; a family shares this key
+    active: bool = True  #: deceased, deleted or archived patients get nothing
+
+
+@dataclass(frozen=True)
+class AppointmentRecord:
+    key: str
+    patient_key: str
+    location_key: str
+    start: datetime
+    end: datetime
+    status: AppointmentStatus = AppointmentStatus.SCHEDULED
+    provider_key: str | None = None
+    type: str = ""
+
+
+@dataclass(frozen=True)
+class RecallRecord:
+    key: str
+    patient_key: str
+    due: date
+    type: str = ""
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class PickupRecord:
+    key: str
+    patient_key: str
+    location_key: str
+    ready_at: datetime
+    picked_up: bool = False
+
+
+@dataclass(frozen=True)
+class OptOutRecord:
+    """An opt-out the PMS itself records (Open Dental's ``commoptout``)."""
+
+    patient_key: str
+    channel: Channel
+
+
+@dataclass
+class Batch:
+    """What one read of a connector returned.
+
+    ``complete`` means a full read: a row of a complete batch's kinds that the mirror holds but the
+    batch lacks is gone from the PMS. An incremental batch only adds and changes, and names deleted
+    appointments in ``deleted_appointments``.
+    """
+
+    complete: bool
+    cursor: str | None = None  #: the high-water mark to pass as ``since`` next time
+    locations: list[LocationRecord] = field(default_factory=list)
+    providers: list[ProviderRecord] = field(default_factory=list)
+    patients: list[PatientRecord] = field(default_factory=list)
+    appointments: list[AppointmentRecord] = field(default_factory=list)
+    recalls: list[RecallRecord] = field(default_factory=list)
+    pickups: list[PickupRecord] = field(default_factory=list)
+    opt_outs: list[OptOutRecord] = field(default_factory=list)
+    deleted_appointments: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)  #: rows the connector could not read, and why (no PHI)
+
+    @property
+    def rows(self) -> int:
+        return sum(
+            len(rows)
+            for rows in (self.locations, self.providers, self.patients, self.appointments,
+                         self.recalls, self.pickups, self.opt_outs, self.deleted_appointments)
+        )
+
+
+class Connector(Protocol):
+    """A practice-management system, read-only."""
+
+    name: str
+
+    def read(self, since: str | None, now: datetime) -> Batch:
+        """Everything when ``since`` is None, else what changed since that cursor."""
+
+    def check(self) -> str:
+        """A one-line description of the reachable source, or raise why it is not reachable."""
