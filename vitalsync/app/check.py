@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 
 from vitalsync.core.config import Config
-from vitalsync.core.errors import VitalsyncError
+from vitalsync.core.errors import ConfigError, VitalsyncError
 from vitalsync.core.vocab import Channel
 from vitalsync.mirror.tables import Appointment, Location, Patient, Pickup, Provider, Recall
 
@@ -18,15 +19,18 @@ def check(config: Config) -> int:
     from vitalsync.rules.kinds import load_kinds
     from vitalsync.rules.render import build_context, render
 
-    failures = 0
+    failures = config_errors = 0
 
     def part(name: str, action, fix: str) -> object:
-        nonlocal failures
+        nonlocal failures, config_errors
         try:
             result = action()
         except (VitalsyncError, Exception) as exc:  # every failure becomes a line, not a traceback
             failures += 1
             print(f"FAIL  {name}: {exc}\n      next: {fix}")
+            if isinstance(exc, ConfigError):  # the config file must be fixed: say so on stderr, exit 2
+                config_errors += 1
+                print(f"error: {exc}", file=sys.stderr)
             return None
         print(f"OK    {name}: {result[0] if isinstance(result, tuple) else result}")
         return result
@@ -40,7 +44,7 @@ def check(config: Config) -> int:
         part("templates", lambda: _templates(kinds[1], config, build_context, render), "fix the template named above")
     if engine:
         engine[1].dispose()
-    return 1 if failures else 0
+    return 2 if config_errors else 1 if failures else 0
 
 
 def _database(engine):
