@@ -149,17 +149,21 @@ def _queue(want: Want, snap: Snapshot, result: Plan) -> None:
     recipient, kind = want.recipient, want.kind
     window = snap.window(want.location_key)
     when, reason = send_time(want.due, want.deadline, snap.now, kind.late_grace, window, recipient.tz)
-    base = dict(kind=kind.name, patient_key=recipient.patient_key, appointment_key=want.appointment_key,
-                subject_key=want.subject_key, channel=recipient.channel, message_key=want.key)
+    # every appointment of a family message gets the decision in its own trace
+    for target in want.targets or (None,):
+        appointment_key = target.appointment_key if target else want.appointment_key
+        base = dict(kind=kind.name, patient_key=target.patient_key if target else recipient.patient_key,
+                    appointment_key=appointment_key, subject_key=want.subject_key, channel=recipient.channel,
+                    message_key=want.key)
+        decision = DecisionKind.SKIPPED if when is None else DecisionKind.QUEUED
+        result.notes.append(Note(key=f"{want.key}|{decision}|{appointment_key}", decision=decision, reason=reason, **base))
     if when is None:
-        result.notes.append(Note(key=f"{want.key}|skip", decision=DecisionKind.SKIPPED, reason=reason, **base))
         return
     result.messages.append(PlannedMessage(
         key=want.key, kind=kind.name, channel=recipient.channel, address=recipient.address,
         patient_key=recipient.patient_key, language=recipient.language, asks_reply=kind.asks_reply,
         send_at=when, deadline=want.deadline, appointment_key=want.appointment_key,
         subject_key=want.subject_key, targets=want.targets))
-    result.notes.append(Note(key=f"{want.key}|queued", decision=DecisionKind.QUEUED, reason=reason, **base))
 
 
 def _note(kind: MessageKind, subject, decision: DecisionKind, reason: str) -> Note:
