@@ -80,6 +80,7 @@ class Want:
     subject_key: str | None = None
     targets: tuple[Target, ...] = ()
     day: str = ""
+    members: tuple[Want, ...] = ()  #: a family message's own wants, one per appointment
 
 
 def plan(kinds: list[MessageKind], snap: Snapshot) -> Plan:
@@ -87,10 +88,11 @@ def plan(kinds: list[MessageKind], snap: Snapshot) -> Plan:
     wanted: set[str] = set()
     for kind in kinds:
         wants = list(_wants(kind, snap, result))
-        for want in _group_families(kind, wants, snap, result):
-            wanted.add(want.key)
-            if want.key not in snap.existing_keys:
-                _queue(want, snap, result)
+        for want in _group_families(kind, wants, snap):
+            for one in _family_or_members(want, snap, result):
+                wanted.add(one.key)
+                if one.key not in snap.existing_keys:
+                    _queue(one, snap, result)
     for pending in snap.pending:
         if pending.key not in wanted and pending.evaluated:
             decision, reason = snap.why_unwanted(pending)
@@ -119,8 +121,8 @@ def _wants(kind: MessageKind, snap: Snapshot, result: Plan):
                 targets=subject.targets, day=subject.day)
 
 
-def _group_families(kind: MessageKind, wants: list[Want], snap: Snapshot, result: Plan):
-    """One message per shared phone and day when the kind groups families; others pass through."""
+def _group_families(kind: MessageKind, wants: list[Want], snap: Snapshot):
+    """One want per shared phone and day when the kind groups families; others pass through."""
     if not kind.group_family:
         yield from wants
         return
@@ -133,22 +135,38 @@ def _group_families(kind: MessageKind, wants: list[Want], snap: Snapshot, result
             yield members[0]
             continue
         members.sort(key=lambda w: (w.due, w.appointment_key))
-        lead = members[0]
-        key = f"{kind.name}|family|{_offset_text(lead.offset)}|" + "+".join(
+        key = f"{kind.name}|family|{_offset_text(members[0].offset)}|" + "+".join(
             f"{m.appointment_key}@{m.due.isoformat()}" for m in members)
-        for member in members[1:]:
-            result.notes.append(Note(
-                key=f"{key}|{member.appointment_key}", kind=kind.name, decision=DecisionKind.SUPPRESSED,
-                reason=f"grouped into one family message with appointment {lead.appointment_key}",
-                patient_key=member.recipient.patient_key, appointment_key=member.appointment_key,
-                channel=lead.recipient.channel, message_key=key))
-        yield replace(lead, key=key, targets=tuple(t for m in members for t in m.targets))
+        yield replace(members[0], key=key, targets=tuple(t for m in members for t in m.targets), members=tuple(members))
+
+
+def _family_or_members(want: Want, snap: Snapshot, result: Plan):
+    """The family message, or, when it has no send time (the first member's appointment is too
+    early for it), each member's own message, so the later members are still reminded."""
+    if not want.members:
+        yield want
+        return
+    if want.key not in snap.existing_keys and _when(want, snap)[0] is None:
+        yield from want.members
+        return
+    lead = want.members[0]
+    for member in want.members[1:]:
+        result.notes.append(Note(
+            key=f"{want.key}|{member.appointment_key}", kind=want.kind.name, decision=DecisionKind.SUPPRESSED,
+            reason=f"grouped into one family message with appointment {lead.appointment_key}",
+            patient_key=member.recipient.patient_key, appointment_key=member.appointment_key,
+            channel=lead.recipient.channel, message_key=want.key))
+    yield want
+
+
+def _when(want: Want, snap: Snapshot):
+    window = snap.window(want.location_key)
+    return send_time(want.due, want.deadline, snap.now, want.kind.late_grace, window, want.recipient.tz)
 
 
 def _queue(want: Want, snap: Snapshot, result: Plan) -> None:
     recipient, kind = want.recipient, want.kind
-    window = snap.window(want.location_key)
-    when, reason = send_time(want.due, want.deadline, snap.now, kind.late_grace, window, recipient.tz)
+    when, reason = _when(want, snap)
     # every appointment of a family message gets the decision in its own trace
     for target in want.targets or (None,):
         appointment_key = target.appointment_key if target else want.appointment_key
