@@ -53,9 +53,9 @@ def answered(db: Session, appointment_keys: list[str]) -> str | None:
     return str(rows[0]) if rows else None
 
 
-def opted_out(db: Session, message: Message) -> bool:
-    query = select(OptOut.id).where(OptOut.channel == message.channel,
-                                    (OptOut.address == message.address) | (OptOut.patient_key == message.patient_key))
+def opted_out(db: Session, patient_key: str, address: str, channel: str) -> bool:
+    query = select(OptOut.id).where(OptOut.channel == channel,
+                                    (OptOut.address == address) | (OptOut.patient_key == patient_key))
     return db.exec(query).first() is not None
 
 
@@ -79,6 +79,4 @@ def stale(db: Session, message: Message, kind: MessageKind | None, facts: Facts,
         return MessageStatus.CANCELLED, f"patient already {answer}"
     if facts.pickup is not None and facts.pickup.picked_up:
         return MessageStatus.CANCELLED, "order picked up"
-    if opted_out(db, message):
-        return MessageStatus.SKIPPED, f"patient opted out of {message.channel}"
     return None

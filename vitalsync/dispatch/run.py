@@ -26,7 +26,7 @@ from vitalsync.core.db import session
 from vitalsync.core.errors import AmbiguousSendError, PermanentSendError, TransientSendError, UnreachableError
 from vitalsync.core.vocab import Channel, DecisionKind, MessageStatus
 from vitalsync.dispatch.claim import claim, release
-from vitalsync.dispatch.recheck import Facts, gather, stale
+from vitalsync.dispatch.recheck import Facts, gather, opted_out, stale
 from vitalsync.dispatch.sender import Outgoing, Sender
 from vitalsync.queue.outbox import decide, transition
 from vitalsync.queue.tables import Message, MessageEvent
@@ -84,6 +84,11 @@ class Dispatcher:
             if verdict := stale(db, message, kind, facts, now):
                 self._drop(db, message, *verdict, report)
                 return
+            channel = message.channel
+            if opted_out(db, message.patient_key, message.address, channel) and not self._fall_back(
+                    db, message, kind, facts, "the patient opted out"):
+                self._drop(db, message, MessageStatus.SKIPPED, f"patient opted out of {channel}", report)
+                return
             if self._defer(db, message, kind, facts, report):
                 return
             self._send(db, message, kind, facts, report)
@@ -120,7 +125,7 @@ class Dispatcher:
             try:
                 reference = self.senders[message.channel].send(outgoing)
             except UnreachableError as exc:
-                if self._fall_back(db, message, kind, facts, str(exc)):
+                if self._fall_back(db, message, kind, facts, f"unreachable ({exc})"):
                     continue
                 self._finish(db, message, MessageStatus.FAILED, f"no channel reached the patient ({exc})", report)
             except PermanentSendError as exc:
@@ -149,9 +154,9 @@ class Dispatcher:
     def _fall_back(self, db, message: Message, kind: MessageKind, facts: Facts, why: str) -> bool:
         channels = [Channel(c).value for c in kind.channels]
         for channel in channels[channels.index(message.channel) + 1:]:
-            address, _ = usable(Channel(channel), facts.patient, lambda *_: False)
+            address, _ = usable(Channel(channel), facts.patient, lambda *key: opted_out(db, *key))
             if address and channel in self.senders:
-                detail = f"{message.channel} unreachable ({why}); falling back to {channel}"
+                detail = f"{message.channel}: {why}; falling back to {channel}"
                 db.add(_event(message, self.clock.now(), detail))
                 message.channel, message.address, message.in_flight = channel, address, False
                 return True

@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo
 
 from vitalsync.rules.schedule import Window
 
+SLACK = timedelta(hours=1)
+
 
 def send_time(due: datetime, deadline: datetime | None, now: datetime, grace: timedelta,
               window: Window, tz: ZoneInfo) -> tuple[datetime | None, str]:
@@ -29,5 +31,9 @@ def send_time(due: datetime, deadline: datetime | None, now: datetime, grace: ti
     if deadline is not None:
         earlier = window.last_allowed_before(min(start, deadline), tz)
         if earlier is not None and earlier >= now - grace:
-            return max(earlier, now), f"brought forward into the send window; send at {max(earlier, now):%Y-%m-%d %H:%M} UTC"
+            # an hour's slack before the window closes, so a short backlog does not miss it
+            if window.allows(earlier - SLACK, tz) and earlier - SLACK >= now:
+                earlier -= SLACK
+            when = max(earlier, now)
+            return when, f"brought forward into the send window; send at {when:%Y-%m-%d %H:%M} UTC"
     return None, "no allowed send time before the appointment (send window, quiet hours, holidays)"
