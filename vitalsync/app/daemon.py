@@ -23,9 +23,11 @@ from vitalsync.core.errors import VitalsyncError
 log = structlog.get_logger("vitalsync.daemon")
 
 
-def run_once(runtime: Runtime) -> None:
-    """Every stage once, in flow order (``vitalsync run --once``)."""
+def run_once(runtime: Runtime, stop: threading.Event | None = None) -> None:
+    """Every stage once, in flow order (``vitalsync run --once``); a stop stops between stages."""
     for name, step in _steps(runtime).items():
+        if stop is not None and stop.is_set():
+            return
         _guarded(name, step)()
 
 
@@ -70,9 +72,12 @@ def run_forever(runtime: Runtime) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    # start with every stage once, in order, then the schedule takes over
-    scheduler.add_job(lambda: run_once(runtime), id="initial")
+    # start with every stage once, in order, then the schedule takes over. A thread of its own, not a
+    # one-off scheduler job: APScheduler 3 raises JobLookupError in its thread when shutdown() races
+    # the removal of a one-off job that has just been submitted (SIGTERM right after the start).
+    initial = threading.Thread(target=run_once, args=(runtime, stop), name="vitalsync-initial")
     scheduler.start()
+    initial.start()
     systemd.ready()
     log.info("daemon_started", job="all")
     ping = systemd.watchdog_interval() or 30.0
@@ -82,6 +87,7 @@ def run_forever(runtime: Runtime) -> int:
     systemd.stopping()
     log.info("daemon_stopping", job="all")
     scheduler.shutdown(wait=True)  # the step under way finishes; no send is cut in half
+    initial.join()
     runtime.engine.dispose()
     log.info("daemon_stopped", job="all")
     return 0

@@ -19,7 +19,7 @@ def emit(rows: list[dict], fmt: str, columns: list[str] | None = None, out=None)
         writer = csv.writer(out)
         writer.writerow(columns)
         for row in rows:
-            writer.writerow([_cell(row.get(c)) for c in columns])
+            writer.writerow([_cell(row.get(c), False) for c in columns])
     else:
         table(rows, columns, out)
 
@@ -28,19 +28,19 @@ def table(rows: list[dict], columns: list[str], out) -> None:
     if not rows:
         out.write("(nothing)\n")
         return
-    cells = [[_cell(row.get(c))[:48] for c in columns] for row in rows]
+    cells = [[_cell(row.get(c), c.endswith("_rate"))[:48] for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     out.write("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip() + "\n")
     for row in cells:
         out.write("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() + "\n")
 
 
-def _cell(value) -> str:
+def _cell(value, as_rate: bool) -> str:
     if value is None:
         return ""
     if isinstance(value, list):
         return " ".join(map(str, value))
-    if isinstance(value, float):
+    if as_rate and isinstance(value, float):
         return f"{value:.1%}"
     return str(value)
 
