@@ -9,6 +9,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from datetime import date, datetime
 from functools import cached_property
+from zoneinfo import ZoneInfo
 
 from vitalsync.core.errors import PersonMustAct
 from vitalsync.sync.connector import AppointmentRecord, Batch, PatientRecord, PickupRecord
@@ -22,6 +23,12 @@ class DemoConnector:
 
     def __init__(self, *, seed: int = 7, start: date, patients: int = 400, weeks: int = 6) -> None:
         self.seed, self.start, self.patients, self.weeks = seed, start, patients, weeks
+
+    @classmethod
+    def from_config(cls, options, config) -> DemoConnector:
+        """From ``[connector] type = "demo"``; an empty start means today in the clinic's zone."""
+        start = options.start or datetime.now(ZoneInfo(config.schedule.timezone)).date()
+        return cls(seed=options.seed, start=start, patients=options.patients, weeks=options.weeks)
 
     @cached_property
     def practice(self) -> Practice:

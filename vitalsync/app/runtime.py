@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from datetime import date
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
@@ -41,12 +40,8 @@ def open_database(config: Config) -> Engine:
 
 
 def build_connector(config: Config) -> Connector:
-    options = config.connector
-    cls = connector_class(options.type)
-    if options.type == "demo":
-        start = options.start or datetime.now(ZoneInfo(config.schedule.timezone)).date()
-        return cls(seed=options.seed, start=start, patients=options.patients, weeks=options.weeks)
-    return cls(options)
+    """The configured connector: ``from_config(options, config)`` of the class its type names."""
+    return connector_class(config.connector.type).from_config(config.connector, config)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from vitalsync.core.connector_config import TYPES, ConnectorConfig, DemoConnector
 from vitalsync.core.errors import ConfigError
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -45,16 +46,6 @@ class DatabaseConfig(Section):
     password_file: Path | None = Field(None, description=(
         "File holding the database password. Without it the password comes from "
         "$VITALSYNC_DATABASE_PASSWORD or the systemd credential 'database_password'."))
-
-
-class ConnectorConfig(Section):
-    """The practice-management system to read."""
-
-    type: Literal["demo"] = Field("demo", description="Which connector: 'demo' is a synthetic practice.")
-    seed: int = Field(7, description="demo: the seed of the synthetic practice (same seed, same practice).")
-    start: date | None = Field(None, description="demo: the practice's first day; empty means today.")
-    patients: int = Field(400, ge=10, le=100_000, description="demo: how many patients.")
-    weeks: int = Field(6, ge=1, le=52, description="demo: how many weeks of appointments.")
 
 
 class ScheduleConfig(Section):
@@ -150,7 +141,7 @@ class Config(Section):
     """vitalsync configuration."""
 
     database: DatabaseConfig = DatabaseConfig()
-    connector: ConnectorConfig = ConnectorConfig()
+    connector: ConnectorConfig = Field(DemoConnector(), description="The practice-management system to read.")
     schedule: ScheduleConfig = ScheduleConfig()
     locations: dict[str, LocationConfig] = Field({}, description="Per-location overrides, [locations.KEY].")
     daemon: DaemonConfig = DaemonConfig()
@@ -194,21 +185,26 @@ def load_config(path: Path | str) -> Config:
 
 
 def _describe(error: dict) -> str:
-    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    loc = list(error["loc"])
+    if loc[:1] == ["connector"] and len(loc) > 1 and loc[1] in TYPES:
+        del loc[1]  # pydantic names the union member; the file has no such level
+    key = ".".join(str(part) for part in loc) or "(top level)"
     if error["type"] == "extra_forbidden":
-        parent = _model_at(error["loc"][:-1])
+        parent = _model_at(tuple(loc[:-1]), error["loc"])
         allowed = ", ".join(parent.model_fields) if parent else ""
         return f"{key}: unknown key" + (f" (allowed here: {allowed})" if allowed else "")
     message = error["msg"].removeprefix("Value error, ")
     return f"{key}: {message}"
 
 
-def _model_at(loc: tuple) -> type[BaseModel] | None:
+def _model_at(loc: tuple, raw_loc: tuple) -> type[BaseModel] | None:
+    if loc[:1] == ("connector",) and len(raw_loc) > 1 and raw_loc[1] in TYPES:
+        return TYPES[raw_loc[1]] if len(loc) == 1 else None
     model: type[BaseModel] = Config
     for part in loc:
         field = model.model_fields.get(str(part))
         if field is None:
-            if model is LocationConfig or str(part).isdigit() or model is Config:
+            if model is LocationConfig or model is Config:
                 continue
             return None
         annotation = field.annotation

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from vitalsync.core.config import Config, LocationConfig
+from vitalsync.core.connector_config import TYPES, DemoConnector
 
 HEADER = """\
 # vitalsync configuration. Generated from the schema: `vitalsync config example > config.toml`.
@@ -23,6 +24,12 @@ def generate() -> str:
         if name == "locations":
             parts.append(_section("locations.1", LocationConfig, LocationConfig(), commented=True))
             continue
+        if name == "connector":
+            parts.append(_section("connector", DemoConnector, DemoConnector(), commented=False))
+            for kind, model in TYPES.items():
+                if kind != "demo":
+                    parts.append(_section("connector", model, model.model_construct(type=kind), commented=True))
+            continue
         model = field.annotation
         parts.append(_section(name, model, field.default, commented=False))
     return "\n".join(parts)
@@ -31,9 +38,9 @@ def generate() -> str:
 def _section(name: str, model: type[BaseModel], value: BaseModel, *, commented: bool) -> str:
     prefix = "# " if commented else ""
     lines = [f"# {(model.__doc__ or '').strip()}", f"{prefix}[{name}]"]
-    for key, field in model.model_fields.items():
+    for key, field in sorted(model.model_fields.items(), key=lambda item: item[0] != "type"):
         lines.append(f"# {field.description}")
-        current = getattr(value, key)
+        current = getattr(value, key, None)
         if current is None:
             lines.append(f"# {key} = ")
             continue
@@ -42,6 +49,8 @@ def _section(name: str, model: type[BaseModel], value: BaseModel, *, commented: 
 
 
 def _toml(value) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{key} = {_toml(item)}" for key, item in value.items()) + " }" if value else "{}"
     if isinstance(value, list):
         return "[" + ", ".join(_toml(item) for item in value) + "]"
     if isinstance(value, (time, date)):
