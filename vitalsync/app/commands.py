@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 
 from vitalsync.app import views
@@ -33,17 +34,18 @@ def demo(args) -> int:
     result = run_demo(args.home, args.days, args.seed, args.start.date() if args.start else None,
                       progress=Progress(f"Simulating {args.days} days"))
     config = result.config_path
+    me = "vitalsync" if shutil.which("vitalsync") else sys.argv[0]
     print(f"\nDemo practice simulated for {result.days} days from {result.start} (seed {args.seed}).\n")
     emit(views.report(result.runtime.engine, views.Filter()), "table",
          ["kind", "planned", "sent", "received", "not_received", "confirmed", "declined", "pending", "cancelled", "skipped", "failed"])
     print(f"""
 Home: {result.home}{'' if args.home else '  (temporary; pass --home DIR to keep it)'}
 Next:
-  vitalsync log --config {config}                      the message log
-  vitalsync log --config {config} --format json        with each message's full history
-  vitalsync report --config {config}                   confirm / decline rates per kind
-  vitalsync why --config {config} --appointment KEY    why an appointment got what it got
-  vitalsync queue --config {config}                    what is still to be sent""")
+  {me} log --config {config}                      the message log
+  {me} log --config {config} --format json        with each message's full history
+  {me} report --config {config}                   confirm / decline rates per kind
+  {me} why --config {config} --appointment KEY    why an appointment got what it got
+  {me} queue --config {config}                    what is still to be sent""")
     return 0
 
 

@@ -1,0 +1,1 @@
+"""The odbc connector (in progress)."""

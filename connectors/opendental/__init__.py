@@ -1,0 +1,1 @@
+"""The opendental connector (in progress)."""
