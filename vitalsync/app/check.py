@@ -43,6 +43,7 @@ def check(config: Config) -> int:
     if kinds:
         part("templates", lambda: _templates(kinds[1], config, build_context, render), "fix the template named above")
     if engine:
+        _last_sync(engine[1])
         engine[1].dispose()
     return 2 if config_errors else 1 if failures else 0
 
@@ -76,3 +77,16 @@ def _templates(kinds, config, build_context, render):
                 render(kind, Channel(channel), language, context)
                 count += 1
     return f"{count} templates render"
+
+
+def _last_sync(engine) -> None:
+    from vitalsync.app.views import sync_runs
+    runs = sync_runs(engine, 1)
+    if not runs:
+        print("INFO  last sync: none yet (run `vitalsync sync --config PATH`)")
+        return
+    run = runs[0]
+    state = "OK  " if run["outcome"] == "ok" else "WARN"
+    print(f"{state}  last sync: {run['mode']} {run['outcome']} at {run['started_at']}: {run['rows_read']} rows read, "
+          f"{run['changed']} changed, {run['removed']} removed, {run['rejected']} rejected, {run['seconds']} s"
+          + (f"\n      {run['detail']}" if run["detail"] else ""))

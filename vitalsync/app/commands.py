@@ -63,8 +63,15 @@ def run(runtime, args) -> int:
 
 
 def sync(runtime, args) -> int:
-    report = runtime.sync_once(full=args.full, force=args.force)
-    emit(views.sync_runs(runtime.engine, 1), "table", ["mode", "outcome", "rows_read", "changed", "removed", "rejected", "seconds"])
+    progress = Progress("Syncing")
+    progress(0, 1)
+    try:
+        report = runtime.sync_once(full=args.full, force=args.force)
+    finally:
+        progress(1, 1)
+        emit(views.sync_runs(runtime.engine, 1), "table", ["mode", "outcome", "rows_read", "changed", "removed", "rejected", "seconds"])
+    if report.detail:
+        print(f"rejected rows: {report.detail}")
     return 0 if report.outcome == "ok" else 1
 
 

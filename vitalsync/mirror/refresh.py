@@ -43,13 +43,15 @@ def refresh_once(engine: Engine, connector: Connector, clock: Clock, *, full: bo
     run = SyncRun(mode="incremental" if since else "full", started_at=now)
     try:
         batch = _read(connector, since, now)
-        run.rows_read, run.rejected, run.cursor = batch.rows, len(batch.rejected), batch.cursor
+        run.cursor = batch.cursor
         with session(engine) as db:
             upcoming = _upcoming(db, now)
             changes = apply_batch(db, batch, now)
+            run.rows_read, run.rejected = changes.rows, len(batch.rejected)
             run.changed, run.removed = changes.changed, changes.removed
             guard.check(upcoming, changes.removed)
             run.outcome = "ok"
+            run.detail = "; ".join(batch.rejected[:20]) + (f"; and {len(batch.rejected) - 20} more" if len(batch.rejected) > 20 else "")
             db.add(_finish(run, clock, started))
             db.commit()
     except (SyncHeld, PersonMustAct, RetryLater) as exc:
