@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -72,15 +73,13 @@ class Snapshot:
         return self.address_count.get(address, 0) > 1
 
     def upcoming_for(self, patient_key: str) -> bool:
-        return any(a.patient_key == patient_key and a.status == AppointmentStatus.SCHEDULED and a.start > self.now
-                   for a in self._by_patient().get(patient_key, ()))
+        return patient_key in self._booked
 
-    def _by_patient(self) -> dict[str, list[Appointment]]:
-        if not hasattr(self, "_index"):
-            self._index: dict[str, list[Appointment]] = {}
-            for appointment in self.appointments.values():
-                self._index.setdefault(appointment.patient_key, []).append(appointment)
-        return self._index
+    @cached_property
+    def _booked(self) -> set[str]:
+        """Patients with an upcoming scheduled appointment."""
+        return {a.patient_key for a in self.appointments.values()
+                if a.status == AppointmentStatus.SCHEDULED and a.start > self.now}
 
     def subjects(self, kind: MessageKind):
         trigger = kind.trigger
