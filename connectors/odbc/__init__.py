@@ -1,1 +1,5 @@
-"""The odbc connector (in progress)."""
+"""The generic ODBC connector: vendor views (Dentrix, Eaglesoft) read with one SQL query per entity."""
+
+from vitalsync_connectors.odbc.connector import OdbcConnector
+
+__all__ = ["OdbcConnector"]

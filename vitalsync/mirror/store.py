@@ -115,6 +115,7 @@ def _apply_appointments(conn: Connection, batch: Batch, now: datetime, changes: 
     if batch.complete:
         rows = conn.execute(select(table.c.key, table.c.status, table.c.start, table.c.version)
                             .where(table.c.status != AppointmentStatus.DELETED.value)).all()
+        seen.update(batch.unreadable_appointments)
         gone = [row for row in rows if row.key not in seen]
     else:
         keys = list(batch.deleted_appointments)

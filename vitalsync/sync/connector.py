@@ -108,6 +108,8 @@ class Batch:
     pickups: list[PickupRecord] = field(default_factory=list)
     opt_outs: list[OptOutRecord] = field(default_factory=list)
     deleted_appointments: list[str] = field(default_factory=list)
+    #: appointment keys seen but not readable this time: a complete batch does not delete them
+    unreadable_appointments: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)  #: rows the connector could not read, and why (no PHI)
 
     @property
