@@ -19,6 +19,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from vitalsync.app.runtime import Runtime
 from vitalsync.core import systemd
 from vitalsync.core.errors import VitalsyncError
+from vitalsync.mirror.refresh import pushed_sink
 
 log = structlog.get_logger("vitalsync.daemon")
 
@@ -76,6 +77,9 @@ def run_forever(runtime: Runtime) -> int:
     # one-off scheduler job: APScheduler 3 raises JobLookupError in its thread when shutdown() races
     # the removal of a one-off job that has just been submitted (SIGTERM right after the start).
     initial = threading.Thread(target=run_once, args=(runtime, stop), name="vitalsync-initial")
+    pushing = callable(getattr(runtime.connector, "start", None)) and callable(getattr(runtime.connector, "stop", None))
+    if pushing:  # a push source (HL7) applies each message to the mirror as it arrives
+        runtime.connector.start(sink=pushed_sink(runtime.engine, runtime.clock))
     scheduler.start()
     initial.start()
     systemd.ready()
@@ -87,6 +91,8 @@ def run_forever(runtime: Runtime) -> int:
     systemd.stopping()
     log.info("daemon_stopping", job="all")
     scheduler.shutdown(wait=True)  # the step under way finishes; no send is cut in half
+    if pushing:
+        runtime.connector.stop()  # the message in progress is stored and acknowledged first
     initial.join()
     runtime.engine.dispose()
     log.info("daemon_stopped", job="all")

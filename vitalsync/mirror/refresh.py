@@ -87,3 +87,15 @@ def _store(engine: Engine, run: SyncRun) -> None:
     with session(engine) as db:
         db.add(run)
         db.commit()
+
+
+def pushed_sink(engine: Engine, clock: Clock):
+    """A sink for a push connector: each pushed batch is applied and committed before the ACK."""
+    def apply(batch: Batch) -> None:
+        if batch.complete:
+            raise ValueError("a pushed batch is never complete")
+        with session(engine) as db:
+            changes = apply_batch(db, batch, clock.now())
+            db.commit()
+        log.info("push_applied", rows=changes.rows, changed=changes.changed, removed=changes.removed)
+    return apply

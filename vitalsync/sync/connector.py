@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Protocol
+from typing import Callable, Protocol
 
 from vitalsync.core.vocab import AppointmentStatus, Channel
 
@@ -131,3 +131,15 @@ class Connector(Protocol):
 
     def check(self) -> str:
         """A one-line description of the reachable source, or raise why it is not reachable."""
+
+
+class PushConnector(Connector, Protocol):
+    """A source that pushes changes (HL7 over MLLP): each message arrives as one incomplete Batch.
+
+    ``start(sink)`` listens in the background and calls ``sink(batch)`` once per message, in
+    arrival order; the source is acknowledged only when the sink returns (it raises to refuse).
+    """
+
+    def start(self, sink: Callable[[Batch], None]) -> PushConnector: ...
+
+    def stop(self) -> None: ...
