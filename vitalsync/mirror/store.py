@@ -11,10 +11,11 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from itertools import islice
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, select, update
 from sqlmodel import Session, select as model_select
 
 from vitalsync.core.vocab import AppointmentStatus, Channel
+from vitalsync.mirror.bulk import Writer
 from vitalsync.mirror.tables import Appointment, Location, OptOut, Patient, Pickup, Provider, Recall
 from vitalsync.sync.connector import AppointmentRecord, Batch
 
@@ -58,20 +59,18 @@ def _chunks(records):
 
 def _upsert(conn: Connection, table: Table, records, stamp: dict, complete: bool, changes: Changes) -> None:
     seen: set[str] = set()
+    empty = _empty(conn, table)
     for chunk in _chunks(records):
         names = [f.name for f in fields(chunk[0])]
         wanted = {record.key: tuple(getattr(record, name) for name in names) for record in chunk}
-        existing = {row[0]: tuple(row) for row in conn.execute(
+        existing = {} if empty else {row[0]: tuple(row) for row in conn.execute(
             select(*(table.c[name] for name in names)).where(table.c.key.in_(list(wanted))))}
-        inserts = [dict(zip(names, values), **stamp) for key, values in wanted.items() if key not in existing]
-        updates = [{f"b_{n}": v for n, v in [*zip(names, values), *stamp.items()]}
-                   for key, values in wanted.items() if key in existing and existing[key] != values]
-        if inserts:
-            conn.execute(insert(table), inserts)
-        if updates:
-            columns = names[1:] + list(stamp)
-            conn.execute(update(table).where(table.c.key == bindparam("b_key"))
-                         .values({name: bindparam(f"b_{name}") for name in columns}), updates)
+        extra = tuple(stamp.values())
+        inserts = [values + extra for key, values in wanted.items() if key not in existing]
+        updates = [values + extra for key, values in wanted.items() if key in existing and existing[key] != values]
+        writer = Writer(conn, table, names + list(stamp))
+        writer.insert(inserts)
+        writer.update(updates)
         changes.rows += len(chunk)
         changes.changed += len(inserts) + len(updates)
         seen.update(wanted)
@@ -94,34 +93,35 @@ def _retire_missing(conn: Connection, table: Table, seen: set[str], changes: Cha
 def _apply_appointments(conn: Connection, batch: Batch, now: datetime, changes: Changes) -> None:
     table = Appointment.__table__
     every = [table.c[name] for name in APPOINTMENT_FIELDS] + [table.c.version, table.c.previous_start, table.c.changed_at]
+    writer = Writer(conn, table, APPOINTMENT_FIELDS + ["version", "previous_start", "first_seen_at", "changed_at"])
+    updater = Writer(conn, table, APPOINTMENT_FIELDS + ["version", "previous_start", "changed_at"])
+    empty = _empty(conn, table)
     seen: set[str] = set()
     for chunk in _chunks(batch.appointments):
-        existing = {row[0]: row for row in conn.execute(select(*every).where(table.c.key.in_([r.key for r in chunk])))}
+        existing = {} if empty else {
+            row[0]: row for row in conn.execute(select(*every).where(table.c.key.in_([r.key for r in chunk])))}
         inserts, updates = [], []
         for record in chunk:
-            values = {name: getattr(record, name) for name in APPOINTMENT_FIELDS}
+            values = tuple(getattr(record, name) for name in APPOINTMENT_FIELDS)
             old = existing.get(record.key)
             if old is None:
-                inserts.append(values | {"version": 1, "previous_start": None, "first_seen_at": now, "changed_at": now})
-            elif tuple(old[:len(APPOINTMENT_FIELDS)]) != tuple(values.values()):
-                updates.append(_changed(old._mapping, values, now, changes))
-        if inserts:
-            conn.execute(insert(table), inserts)
-        if updates:
-            _update_appointments(conn, updates)
+                inserts.append(values + (1, None, now, now))
+            elif tuple(old[:len(APPOINTMENT_FIELDS)]) != values:
+                updates.append(_changed(old._mapping, dict(zip(APPOINTMENT_FIELDS, values)), now, changes))
+        writer.insert(inserts)
+        updater.update(updates)
         changes.rows += len(chunk)
         changes.changed += len(inserts) + len(updates)
         seen.update(record.key for record in chunk)
+    seen.update(batch.unreadable_appointments)
     if batch.complete:
-        rows = conn.execute(select(table.c.key, table.c.status, table.c.start, table.c.version)
-                            .where(table.c.status != AppointmentStatus.DELETED.value)).all()
-        seen.update(batch.unreadable_appointments)
-        gone = [row for row in rows if row.key not in seen]
+        current = conn.execute(select(table.c.key).where(table.c.status != AppointmentStatus.DELETED.value)).scalars()
+        keys = [key for key in current if key not in seen]
     else:
         keys = list(batch.deleted_appointments)
-        gone = [row for start in range(0, len(keys), CHUNK) for row in conn.execute(
-            select(table.c.key, table.c.status, table.c.start, table.c.version)
-            .where(table.c.key.in_(keys[start:start + CHUNK]), table.c.status != AppointmentStatus.DELETED.value))]
+    gone = [row for start in range(0, len(keys), CHUNK) for row in conn.execute(
+        select(table.c.key, table.c.status, table.c.start, table.c.version)
+        .where(table.c.key.in_(keys[start:start + CHUNK]), table.c.status != AppointmentStatus.DELETED.value))]
     if gone:
         for row in gone:
             changes.removed += _upcoming(row.status, row.start, now)
@@ -131,7 +131,12 @@ def _apply_appointments(conn: Connection, batch: Batch, now: datetime, changes: 
         changes.changed += len(gone)
 
 
-def _changed(old, values: dict, now: datetime, changes: Changes) -> dict:
+def _empty(conn: Connection, table: Table) -> bool:
+    """A first sync into an empty table needs no look-up of existing rows."""
+    return conn.execute(select(table.c.key).limit(1)).first() is None
+
+
+def _changed(old, values: dict, now: datetime, changes: Changes) -> tuple:
     """The new row of a changed appointment: its version moves on when its time or status does."""
     row = dict(values, version=old["version"], previous_start=old["previous_start"], changed_at=old["changed_at"])
     if any(old[name] != values[name] for name in MOVING):
@@ -141,19 +146,11 @@ def _changed(old, values: dict, now: datetime, changes: Changes) -> dict:
             changes.removed += _upcoming(old["status"], old["start"], now)
         elif old["start"] != values["start"]:
             row["previous_start"] = old["start"]
-    return row
+    return tuple(row.values())
 
 
 def _upcoming(status: str, start: datetime, now: datetime) -> int:
     return int(status == AppointmentStatus.SCHEDULED and start > now)
-
-
-def _update_appointments(conn: Connection, rows: list[dict]) -> None:
-    table = Appointment.__table__
-    columns = [name for name in rows[0] if name != "key"]
-    conn.execute(update(table).where(table.c.key == bindparam("b_key"))
-                 .values({name: bindparam(f"b_{name}") for name in columns}),
-                 [{f"b_{name}": value for name, value in row.items()} for row in rows])
 
 
 def _replace_pms_opt_outs(session: Session, batch: Batch, now: datetime, changes: Changes) -> None:
