@@ -93,7 +93,9 @@ class OptOutRecord:
 class Batch:
     """What one read of a connector returned.
 
-    ``complete`` means a full read: a row of a complete batch's kinds that the mirror holds but the
+    ``patients``, ``appointments`` and ``recalls`` may be re-iterable streams with ``len()`` rather
+    than lists (a big PMS is read in chunks); the mirror reads each once, and ``rejected`` may fill
+    while they are read. ``complete`` means a full read: a row of a complete batch's kinds that the mirror holds but the
     batch lacks is gone from the PMS. An incremental batch only adds and changes, and names deleted
     appointments in ``deleted_appointments``.
     """
