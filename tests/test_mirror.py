@@ -1,11 +1,16 @@
 """The mirror's bookkeeping: versions, previous times, removals, and rows a source could not read."""
 
+from dataclasses import replace
 from datetime import timedelta
 
+import pytest
 from sqlmodel import select
 
 from tests.test_pipeline import book, ny, open_practice, patient
 from vitalsync.core.db import session
+from vitalsync.core.errors import RetryLater
+from vitalsync.mirror import store
+from vitalsync.sync.connector import Batch
 from vitalsync.core.vocab import AppointmentStatus
 from vitalsync.mirror.tables import Appointment, Patient
 
@@ -59,3 +64,33 @@ def test_a_patient_missing_from_a_full_read_goes_inactive(runtime, connector):
     runtime.sync_once(full=True)
     with session(runtime.engine) as db:
         assert db.get(Patient, "2").active is False and db.get(Patient, "1").active is True
+
+
+class FailingStream:
+    """A source's appointment stream that breaks after some rows, as a dropped connection does."""
+
+    def __init__(self, rows, after: int) -> None:
+        self.rows, self.after = rows, after
+
+    def __iter__(self):
+        for number, row in enumerate(self.rows):
+            if number == self.after:
+                raise RetryLater("the PMS went away mid-read")
+            yield row
+
+
+def test_a_source_failing_in_the_middle_of_a_stream_leaves_the_mirror_as_it_was(runtime, connector, monkeypatch):
+    open_practice(connector, patient("1", "Ann"))
+    for day in range(3, 9):
+        book(connector, f"A{day}", "1", ny(day, 10))
+    runtime.sync_once()
+    before = {key: (a.start, a.version) for key, a in rows(runtime).items()}
+    moved = [replace(a, start=a.start + timedelta(hours=1), end=a.end + timedelta(hours=1))
+             for a in connector.practice.appointments]
+    stream = FailingStream(moved, after=4)
+    monkeypatch.setattr(store, "CHUNK", 2)  # the failure comes after some chunks were written
+    monkeypatch.setattr(connector, "read", lambda since, now: Batch(complete=True, cursor="x", appointments=stream,
+                                                                    patients=list(connector.practice.patients)))
+    with pytest.raises(RetryLater):
+        runtime.sync_once(full=True)
+    assert {key: (a.start, a.version) for key, a in rows(runtime).items()} == before

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime
+from contextlib import contextmanager
 from itertools import islice
+from queue import Full, Queue
+from threading import Event, Thread
 
 from sqlalchemy import Connection, Table, bindparam, select, update
 from sqlmodel import Session, select as model_select
@@ -52,14 +55,60 @@ def apply_batch(session: Session, batch: Batch, now: datetime) -> Changes:
 
 
 def _chunks(records):
-    iterator = iter(records)
-    while chunk := list(islice(iterator, CHUNK)):
-        yield chunk
+    """Chunks of records, read ahead on a thread: the source is read while the database writes."""
+    chunks: Queue = Queue(maxsize=4)
+    stopped = Event()
+
+    def hand_over(item) -> bool:
+        while not stopped.is_set():
+            try:
+                chunks.put(item, timeout=0.5)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            iterator = iter(records)
+            while chunk := list(islice(iterator, CHUNK)):
+                if not hand_over(chunk):
+                    return  # the writer gave up; stop reading
+            hand_over(None)
+        except BaseException as exc:  # handed to the writer, which raises it where the sync can see it
+            hand_over(exc)
+
+    Thread(target=produce, name="vitalsync-read-ahead", daemon=True).start()
+    try:
+        while (chunk := chunks.get()) is not None:
+            if isinstance(chunk, BaseException):
+                raise chunk
+            yield chunk
+    finally:
+        stopped.set()
+
+
+@contextmanager
+def _bulk(conn: Connection, table: Table, empty: bool):
+    """Filling an empty table: build its secondary indexes once at the end, not row by row."""
+    indexes = list(table.indexes) if empty else []
+    for index in indexes:
+        index.drop(conn)
+    yield  # on an error the caller rolls back, and the dropped indexes come back with it
+    for index in indexes:
+        index.create(conn)
 
 
 def _upsert(conn: Connection, table: Table, records, stamp: dict, complete: bool, changes: Changes) -> None:
     seen: set[str] = set()
     empty = _empty(conn, table)
+    with _bulk(conn, table, empty):
+        _upsert_chunks(conn, table, records, stamp, empty, seen, changes)
+    if complete:
+        _retire_missing(conn, table, seen, changes)
+
+
+def _upsert_chunks(conn, table, records, stamp, empty, seen, changes) -> None:
     for chunk in _chunks(records):
         names = [f.name for f in fields(chunk[0])]
         wanted = {record.key: tuple(getattr(record, name) for name in names) for record in chunk}
@@ -74,8 +123,6 @@ def _upsert(conn: Connection, table: Table, records, stamp: dict, complete: bool
         changes.rows += len(chunk)
         changes.changed += len(inserts) + len(updates)
         seen.update(wanted)
-    if complete:
-        _retire_missing(conn, table, seen, changes)
 
 
 def _retire_missing(conn: Connection, table: Table, seen: set[str], changes: Changes) -> None:
@@ -92,12 +139,19 @@ def _retire_missing(conn: Connection, table: Table, seen: set[str], changes: Cha
 
 def _apply_appointments(conn: Connection, batch: Batch, now: datetime, changes: Changes) -> None:
     table = Appointment.__table__
+    empty = _empty(conn, table)
+    seen: set[str] = set(batch.unreadable_appointments)
+    with _bulk(conn, table, empty):
+        _appointment_chunks(conn, batch.appointments, now, changes, empty, seen)
+    _remove_gone(conn, batch, now, changes, seen)
+
+
+def _appointment_chunks(conn: Connection, records, now: datetime, changes: Changes, empty: bool, seen: set[str]) -> None:
+    table = Appointment.__table__
     every = [table.c[name] for name in APPOINTMENT_FIELDS] + [table.c.version, table.c.previous_start, table.c.changed_at]
     writer = Writer(conn, table, APPOINTMENT_FIELDS + ["version", "previous_start", "first_seen_at", "changed_at"])
     updater = Writer(conn, table, APPOINTMENT_FIELDS + ["version", "previous_start", "changed_at"])
-    empty = _empty(conn, table)
-    seen: set[str] = set()
-    for chunk in _chunks(batch.appointments):
+    for chunk in _chunks(records):
         existing = {} if empty else {
             row[0]: row for row in conn.execute(select(*every).where(table.c.key.in_([r.key for r in chunk])))}
         inserts, updates = [], []
@@ -113,7 +167,11 @@ def _apply_appointments(conn: Connection, batch: Batch, now: datetime, changes: 
         changes.rows += len(chunk)
         changes.changed += len(inserts) + len(updates)
         seen.update(record.key for record in chunk)
-    seen.update(batch.unreadable_appointments)
+
+
+def _remove_gone(conn: Connection, batch: Batch, now: datetime, changes: Changes, seen: set[str]) -> None:
+    """Appointments a complete batch lacks, or an incremental one names as deleted, become deleted."""
+    table = Appointment.__table__
     if batch.complete:
         current = conn.execute(select(table.c.key).where(table.c.status != AppointmentStatus.DELETED.value)).scalars()
         keys = [key for key in current if key not in seen]
