@@ -1,0 +1,57 @@
+"""Twilio voice calls with inline TwiML: the message read in the patient's language, then a keypress.
+
+Answering machines: the call asks for ``MachineDetection=DetectMessageEnd`` with synchronous AMD
+(``AsyncAmd`` left off), so Twilio runs the TwiML only once it knows who answered and, for a machine,
+after the greeting's beep. The message is said once *before* the ``<Gather>``, so a voicemail holds
+the whole message. Limitation of inline TwiML: the same document serves people and machines, so
+the voicemail also records the keypress prompt (nobody presses; the Gather times out and the call
+hangs up). Leaving the prompt out for machines needs TwiML served from a URL, where the webhook reads
+``AnsweredBy`` and answers ``call_twiml(..., machine=True)``.
+"""
+
+from __future__ import annotations
+
+from twilio.base import values
+from twilio.twiml.voice_response import VoiceResponse
+
+from vitalsync.dispatch.sender import Outgoing
+from vitalsync.dispatch.twilio_sms import connect, translated
+
+VOICES = {  # language: (TwiML language, voice, keypress prompt)
+    "en": ("en-US", "Polly.Joanna", "Press 1 to confirm, 2 to decline, or 3 to hear this message again."),
+    "es": ("es-US", "Polly.Lupe", "Marque 1 para confirmar, 2 si no puede venir, o 3 para escuchar este mensaje otra vez."),
+}
+EVENTS = ["initiated", "ringing", "answered", "completed"]
+
+
+def call_twiml(body: str, language: str, gather_url: str | None, *, machine: bool = False) -> str:
+    """The call's TwiML; VoiceResponse escapes the text for XML. ``gather_url=None``: no reply asked."""
+    tag, voice, prompt = VOICES.get(language.split("-")[0].lower(), VOICES["en"])
+    response = VoiceResponse()
+    response.say(body, language=tag, voice=voice)
+    if gather_url and not machine:
+        gather = response.gather(num_digits=1, action=gather_url, method="POST", timeout=6)
+        gather.say(prompt, language=tag, voice=voice)
+    response.hangup()
+    return str(response)
+
+
+class TwilioVoice:
+    channels = frozenset({"voice"})
+
+    def __init__(self, account_sid: str, auth_token: str, *, from_number: str, gather_url: str,
+                 status_callback: str | None = None, base_url: str = "https://api.twilio.com",
+                 timeout: float = 10.0, machine_detection: str | None = "DetectMessageEnd") -> None:
+        self.from_number, self.gather_url, self.status_callback = from_number, gather_url, status_callback
+        self.machine_detection = machine_detection
+        self._client, self._http = connect(account_sid, auth_token, base_url, timeout)
+
+    def send(self, outgoing: Outgoing) -> str:
+        twiml = call_twiml(outgoing.body, outgoing.language, self.gather_url if outgoing.asks_reply else None)
+        with translated(self._http):
+            call = self._client.calls.create(
+                to=outgoing.to, from_=self.from_number, twiml=twiml,
+                status_callback=self.status_callback or values.unset,
+                status_callback_event=EVENTS if self.status_callback else values.unset,
+                machine_detection=self.machine_detection or values.unset)
+        return call.sid
