@@ -59,6 +59,9 @@ class UnreachableError(SendError):
 class TransientSendError(SendError):
     """The request never reached the provider; it can be retried."""
 
+    #: seconds the provider asked us to wait (HTTP Retry-After), when it said
+    retry_after: float | None = None
+
 
 class AmbiguousSendError(SendError):
     """The request may have reached the provider; the outcome must be reconciled."""

@@ -131,7 +131,7 @@ class Dispatcher:
             except PermanentSendError as exc:
                 self._finish(db, message, MessageStatus.FAILED, str(exc), report)
             except TransientSendError as exc:
-                self._retry(db, message, str(exc), report)
+                self._retry(db, message, str(exc), report, exc.retry_after)
             except AmbiguousSendError as exc:
                 self._finish(db, message, MessageStatus.NEEDS_RECONCILIATION, str(exc), report)
             else:
@@ -162,12 +162,13 @@ class Dispatcher:
                 return True
         return False
 
-    def _retry(self, db, message: Message, why: str, report: DispatchReport) -> None:
+    def _retry(self, db, message: Message, why: str, report: DispatchReport, wait: float | None = None) -> None:
         if message.attempts >= MAX_ATTEMPTS:
             self._finish(db, message, MessageStatus.FAILED, f"gave up after {message.attempts} attempts: {why}", report)
             return
         message.in_flight = False
-        message.send_at = self.clock.now() + timedelta(seconds=30 * 2 ** message.attempts)
+        backoff = 30 * 2 ** message.attempts
+        message.send_at = self.clock.now() + timedelta(seconds=max(backoff, wait or 0))
         message.reason = why
         release(message)
         db.add(message)
