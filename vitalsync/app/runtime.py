@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
@@ -13,8 +12,10 @@ from vitalsync.core.clock import Clock, SystemClock
 from vitalsync.core.config import Config
 from vitalsync.core.db import make_engine, session
 from vitalsync.core.secrets import read_secret
+from vitalsync.app.senders import build_senders
 from vitalsync.dispatch.fake import Delivery, FakeSender
 from vitalsync.dispatch.run import Dispatcher
+from vitalsync.dispatch.sender import Sender
 from vitalsync.mirror.refresh import refresh_once
 from vitalsync.queue.planning import plan_once
 from vitalsync.rules.kinds import MessageKind, load_kinds
@@ -52,13 +53,14 @@ class Runtime:
     engine: Engine
     connector: Connector
     kinds: dict[str, MessageKind]
-    sender: FakeSender
+    sender: FakeSender  #: the simulation; also the senders' stand-in when [sender] type = "fake"
     clock: Clock = field(default_factory=SystemClock)
     owner: str = "worker"
+    senders: dict[str, Sender] | None = None  #: channel -> sender; None means the fake for every channel
 
     @property
     def dispatcher(self) -> Dispatcher:
-        senders = {channel: self.sender for channel in self.sender.channels}
+        senders = self.senders or {channel: self.sender for channel in self.sender.channels}
         return Dispatcher(self.engine, self.kinds, senders, self.config, self.clock, self.owner)
 
     def sync_once(self, *, full: bool = False, force: bool = False):
@@ -88,9 +90,10 @@ class Runtime:
         return deliveries, replies
 
 
-def build(config: Config, clock: Clock | None = None, *, start: date | None = None) -> Runtime:
+def build(config: Config, clock: Clock | None = None) -> Runtime:
     clock = clock or SystemClock()
+    fake = FakeSender(clock=clock, seed=config.sender.seed)
     return Runtime(
         config=config, engine=open_database(config), connector=build_connector(config),
         kinds=load_kinds(config.message_kinds.enabled, config.message_kinds.directory and config.relative(config.message_kinds.directory)),
-        sender=FakeSender(clock=clock, seed=config.sender.seed), clock=clock)
+        sender=fake, clock=clock, senders=build_senders(config, clock, fake))

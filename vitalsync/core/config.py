@@ -126,8 +126,41 @@ class RepliesConfig(Section):
 class SenderConfig(Section):
     """How messages leave."""
 
-    type: Literal["fake"] = Field("fake", description="'fake' records messages and simulates the patients.")
+    type: Literal["fake", "providers"] = Field("fake", description=(
+        "'fake' records messages and simulates the patients; 'providers' sends SMS and voice through "
+        "Twilio and email through SendGrid ([twilio], [sendgrid], [webhooks])."))
     seed: int = Field(11, description="fake: the seed of simulated deliveries and replies.")
+
+
+class TwilioConfig(Section):
+    """Twilio, for SMS and voice (with [sender] type = "providers")."""
+
+    account_sid: str = Field("", description="The account SID (AC...).")
+    auth_token_file: Path | None = Field(None, description=(
+        "File with the auth token (else $VITALSYNC_TWILIO_AUTH_TOKEN or the credential 'twilio_auth_token')."))
+    from_number: str = Field("", description="The sending number in E.164, when no messaging service is used.")
+    messaging_service_sid: str = Field("", description="A messaging service (MG...) to send from instead of a number.")
+    base_url: str = Field("https://api.twilio.com", description="The API address (a regional edge, or a test server).")
+    timeout: float = Field(10.0, gt=0, description="Seconds to wait for Twilio's answer.")
+
+
+class SendGridConfig(Section):
+    """SendGrid, for email (with [sender] type = "providers")."""
+
+    api_key_file: Path | None = Field(None, description=(
+        "File with the API key (else $VITALSYNC_SENDGRID_API_KEY or the credential 'sendgrid_api_key')."))
+    from_email: str = Field("", description="The sender address, verified at SendGrid.")
+    from_name: str = Field("", description="The sender name patients see.")
+    base_url: str = Field("https://api.sendgrid.com", description="The API address (a test server in tests).")
+    timeout: float = Field(10.0, gt=0, description="Seconds to wait for SendGrid's answer.")
+    webhook_public_key: str = Field("", description="The Signed Event Webhook's verification key (public, base64).")
+
+
+class WebhooksConfig(Section):
+    """Where providers report deliveries and replies."""
+
+    listen: str = Field("127.0.0.1:8088", description="host:port the webhook receiver listens on.")
+    public_url: str = Field("", description="The address providers call, as they see it (https://...); signatures cover it.")
 
 
 class LogConfig(Section):
@@ -150,6 +183,9 @@ class Config(Section):
     clinic: ClinicConfig = ClinicConfig()
     replies: RepliesConfig = RepliesConfig()
     sender: SenderConfig = SenderConfig()
+    twilio: TwilioConfig = TwilioConfig()
+    sendgrid: SendGridConfig = SendGridConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
     log: LogConfig = LogConfig()
 
     _path: Path = PrivateAttr(Path("config.toml").resolve())
