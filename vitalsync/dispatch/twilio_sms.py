@@ -10,6 +10,7 @@ No exception raised here carries a phone number or a message body: Twilio's own 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,9 @@ from twilio.base import values
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
+
+# twilio's client logs each request's parameters (numbers, bodies) at INFO: PHI stays out of logs
+logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
 from vitalsync.core.errors import (AmbiguousSendError, ConfigError, PermanentSendError, PersonMustAct, SendError,
