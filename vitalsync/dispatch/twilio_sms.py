@@ -21,13 +21,14 @@ from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioS
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-# twilio's client logs each request's parameters (numbers, bodies) at INFO: PHI stays out of logs
-logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
 from vitalsync.core.errors import (AmbiguousSendError, ConfigError, PermanentSendError, PersonMustAct, SendError,
                                    TransientSendError, UnreachableError)
 from vitalsync.dispatch.sender import Outgoing
+
+# twilio's client logs each request's parameters (numbers, bodies) at INFO: PHI stays out of logs
+logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 
 REFUSALS: dict[int, tuple[type[SendError], str]] = {
     21211: (PermanentSendError, "the recipient's phone number is not valid"),
