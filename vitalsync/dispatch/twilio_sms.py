@@ -20,7 +20,6 @@ from twilio.base import values
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
-
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
 from vitalsync.core.errors import (AmbiguousSendError, ConfigError, PermanentSendError, PersonMustAct, SendError,
