@@ -17,6 +17,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from vitalsync.app.runtime import Runtime
+from vitalsync.app.senders import start_webhooks
 from vitalsync.core import systemd
 from vitalsync.core.errors import VitalsyncError
 from vitalsync.mirror.refresh import pushed_sink
@@ -80,6 +81,7 @@ def run_forever(runtime: Runtime) -> int:
     pushing = callable(getattr(runtime.connector, "start", None)) and callable(getattr(runtime.connector, "stop", None))
     if pushing:  # a push source (HL7) applies each message to the mirror as it arrives
         runtime.connector.start(sink=pushed_sink(runtime.engine, runtime.clock))
+    webhooks = start_webhooks(runtime.config, runtime.engine, runtime.clock)
     scheduler.start()
     initial.start()
     systemd.ready()
@@ -93,6 +95,8 @@ def run_forever(runtime: Runtime) -> int:
     scheduler.shutdown(wait=True)  # the step under way finishes; no send is cut in half
     if pushing:
         runtime.connector.stop()  # the message in progress is stored and acknowledged first
+    if webhooks is not None:
+        webhooks.stop()
     initial.join()
     runtime.engine.dispose()
     log.info("daemon_stopped", job="all")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from vitalsync.core.clock import Clock
 from vitalsync.core.config import Config
-from vitalsync.core.errors import ConfigError
+from vitalsync.core.errors import ConfigError, PersonMustAct
 from vitalsync.core.secrets import read_secret
 from vitalsync.dispatch.fake import FakeSender
 from vitalsync.dispatch.sender import Sender
 
-WEBHOOKS = {"sms_status": "/webhooks/twilio/sms/status", "voice_status": "/webhooks/twilio/voice/status",
-            "voice_gather": "/webhooks/twilio/voice/gather"}
+WEBHOOKS = {"sms_status": "/webhooks/twilio/sms/status", "sms_inbound": "/webhooks/twilio/sms/inbound",
+            "voice_status": "/webhooks/twilio/voice/status", "voice_gather": "/webhooks/twilio/voice/gather",
+            "sendgrid_events": "/webhooks/sendgrid/events"}
 
 
 def build_senders(config: Config, clock: Clock, fake: FakeSender) -> dict[str, Sender]:
@@ -45,3 +46,24 @@ def build_senders(config: Config, clock: Clock, fake: FakeSender) -> dict[str, S
                                        status_callback=public + WEBHOOKS["voice_status"],
                                        base_url=twilio.base_url, timeout=twilio.timeout)
     return senders
+
+
+def start_webhooks(config: Config, engine, clock: Clock):
+    """Serve the providers' webhooks on [webhooks] listen (providers only); returns the server or None."""
+    if config.sender.type != "providers":
+        return None
+    from vitalsync.status.webhooks import serve, webhook_app
+
+    token = read_secret("twilio_auth_token", config.twilio.auth_token_file, key="twilio.auth_token_file",
+                        config_path=config.path, required=True)
+    app = webhook_app(engine, config, clock, twilio_auth_token=token,
+                      sendgrid_public_key=config.sendgrid.webhook_public_key or None,
+                      public_url=config.webhooks.public_url.rstrip("/"))
+    host, _, port = config.webhooks.listen.rpartition(":")
+    if not port.isdigit():
+        raise ConfigError(f"{config.path}: webhooks.listen: expected host:port, got {config.webhooks.listen!r}")
+    try:
+        return serve(app, host or "127.0.0.1", int(port))
+    except RuntimeError:
+        raise PersonMustAct(f"the webhook receiver cannot listen on {config.webhooks.listen} (in use?); "
+                            "change [webhooks] listen") from None
