@@ -19,36 +19,14 @@ from vitalsync.core.vocab import AppointmentStatus
 from vitalsync.sync import normalize
 from vitalsync.sync.connector import (AppointmentRecord, LocationRecord, PatientRecord, PickupRecord,
                                       ProviderRecord, RecallRecord)
+from vitalsync.sync.tabular import DEFAULT_MINUTES, FIELDS, STATUSES, YES
 
-#: The fields of each entity's file; ``duration`` (minutes) stands in for a missing end.
-FIELDS: dict[str, tuple[str, ...]] = {
-    "locations": ("key", "name", "timezone", "phone"),
-    "providers": ("key", "name", "location_key"),
-    "patients": ("key", "first_name", "last_name", "mobile", "landline", "email", "sms_ok", "email_ok",
-                 "voice_ok", "language", "timezone", "guarantor_key", "active"),
-    "appointments": ("key", "patient_key", "location_key", "start", "end", "duration", "status",
-                     "provider_key", "type"),
-    "recalls": ("key", "patient_key", "due", "type", "active"),
-    "pickups": ("key", "patient_key", "location_key", "ready_at", "picked_up"),
-}
 #: Columns a file must have (under their mapped names).
 REQUIRED: dict[str, tuple[str, ...]] = {
     "locations": ("key", "name"), "providers": ("key", "name"), "patients": ("key", "first_name", "last_name"),
     "appointments": ("key", "patient_key", "start"), "recalls": ("key", "patient_key", "due"),
     "pickups": ("key", "patient_key", "ready_at"),
 }
-#: Status words most PMSs export; ``[connector] statuses`` adds to and overrides these.
-STATUSES = {
-    "scheduled": AppointmentStatus.SCHEDULED, "booked": AppointmentStatus.SCHEDULED,
-    "confirmed": AppointmentStatus.SCHEDULED, "complete": AppointmentStatus.COMPLETED,
-    "completed": AppointmentStatus.COMPLETED, "cancelled": AppointmentStatus.CANCELLED,
-    "canceled": AppointmentStatus.CANCELLED, "broken": AppointmentStatus.CANCELLED,
-    "no show": AppointmentStatus.NO_SHOW, "no-show": AppointmentStatus.NO_SHOW, "no_show": AppointmentStatus.NO_SHOW,
-    "noshow": AppointmentStatus.NO_SHOW, "deleted": AppointmentStatus.DELETED,
-}
-#: Words for "yes" in flag columns; any other word is a no (nothing is sent on a guess).
-YES = frozenset({"1", "y", "yes", "t", "true", "x", "a", "active", "on"})
-DEFAULT_MINUTES = 30  #: the length of an appointment whose export gives neither end nor duration
 DEFAULT_LOCATION = "main"  #: the location of rows that name none (single-office exports)
 #: Words that may appear in a date; any other word keeps the value out of a rejection message.
 DATE_WORDS = frozenset(

@@ -18,37 +18,16 @@ from vitalsync.core.vocab import AppointmentStatus
 from vitalsync.sync import normalize
 from vitalsync.sync.connector import (AppointmentRecord, LocationRecord, PatientRecord, PickupRecord,
                                       ProviderRecord, RecallRecord)
+from vitalsync.sync.tabular import DEFAULT_MINUTES, FIELDS, STATUSES
 from vitalsync_connectors.odbc import values
 from vitalsync_connectors.odbc.values import Unusable
 
-#: The fields each entity's query may return; ``duration`` (minutes) stands in for a missing end.
-FIELDS: dict[str, tuple[str, ...]] = {
-    "locations": ("key", "name", "timezone", "phone"),
-    "providers": ("key", "name", "location_key"),
-    "patients": ("key", "first_name", "last_name", "mobile", "landline", "email", "sms_ok", "email_ok",
-                 "voice_ok", "language", "timezone", "guarantor_key", "active"),
-    "appointments": ("key", "patient_key", "location_key", "start", "end", "duration", "status",
-                     "provider_key", "type"),
-    "recalls": ("key", "patient_key", "due", "type", "active"),
-    "pickups": ("key", "patient_key", "location_key", "ready_at", "picked_up"),
-}
 REQUIRED: dict[str, frozenset[str]] = {
     "locations": frozenset({"key"}), "providers": frozenset({"key"}), "patients": frozenset({"key"}),
     "appointments": frozenset({"key", "patient_key", "start"}),
     "recalls": frozenset({"key", "patient_key", "due"}),
     "pickups": frozenset({"key", "patient_key", "ready_at"}),
 }
-#: Status words most PMSs use; ``[connector.statuses]`` adds to and overrides these.
-STATUSES = {
-    "scheduled": AppointmentStatus.SCHEDULED, "booked": AppointmentStatus.SCHEDULED,
-    "confirmed": AppointmentStatus.SCHEDULED, "complete": AppointmentStatus.COMPLETED,
-    "completed": AppointmentStatus.COMPLETED, "cancelled": AppointmentStatus.CANCELLED,
-    "canceled": AppointmentStatus.CANCELLED, "broken": AppointmentStatus.CANCELLED,
-    "no show": AppointmentStatus.NO_SHOW, "no-show": AppointmentStatus.NO_SHOW,
-    "noshow": AppointmentStatus.NO_SHOW, "deleted": AppointmentStatus.DELETED,
-}
-#: A length the PMS did not give: the reminder still goes out; only after-visit timing is a guess.
-DEFAULT_MINUTES = 30
 #: The location of rows that name none (single-office PMSs often have no location column).
 DEFAULT_LOCATION = "main"
 

@@ -11,9 +11,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from vitalsync.sync import normalize
-
-#: Words for "yes" in flag columns ('A' is Eaglesoft's active patient); any other word is a no.
-YES = frozenset({"1", "y", "yes", "t", "true", "a", "active", "on"})
+from vitalsync.sync.tabular import YES
 
 
 class Unusable(Exception):

@@ -6,7 +6,6 @@ the connector passes the same conformance suite as every other connector.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -15,28 +14,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from vitalsync.core.errors import PersonMustAct, RetryLater
 from vitalsync.core.vocab import AppointmentStatus, Channel
 from vitalsync.testing import ConnectorContract
 from vitalsync_connectors.opendental import OpenDentalConnector
-from vitalsync_connectors.opendental.database import connect, parse_url
 from vitalsync_connectors.opendental.interval import Interval
 from vitalsync_connectors.opendental.testdb import cancel, create_schema, delete, fill, move, scratch_database, upcoming
 
-MARIADB = os.environ.get("VITALSYNC_TEST_MARIADB", "mysql://root@127.0.0.1:3306")
 ZONE = "America/Los_Angeles"
 TODAY = date.today()
-
-
-@pytest.fixture(scope="module")
-def server() -> str:
-    try:
-        connect(parse_url(f"{MARIADB}/mysql"), database=None, read_only=False).close()
-    except (RetryLater, PersonMustAct) as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"MariaDB at {MARIADB} is required in CI: {exc}")
-        pytest.skip(f"no MariaDB at {MARIADB}: {exc}")
-    return MARIADB
 
 
 def practice_database(server: str, patients: int = 80, appointments: int = 400):

@@ -5,7 +5,6 @@ HTTP server stands in for api.opendental.com)."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import threading
 from datetime import date, datetime, timezone
@@ -22,18 +21,6 @@ from vitalsync_connectors.opendental.api import ConfirmApi
 from vitalsync_connectors.opendental.database import connect, parse_url
 from vitalsync_connectors.opendental.testdb import create_schema, fill, scratch_database
 
-MARIADB = os.environ.get("VITALSYNC_TEST_MARIADB", "mysql://root@127.0.0.1:3306")
-
-
-@pytest.fixture(scope="module")
-def server() -> str:
-    try:
-        connect(parse_url(f"{MARIADB}/mysql"), database=None, read_only=False).close()
-    except (RetryLater, PersonMustAct) as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"MariaDB at {MARIADB} is required in CI: {exc}")
-        pytest.skip(f"no MariaDB at {MARIADB}: {exc}")
-    return MARIADB
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 from datetime import date, datetime, timedelta
@@ -11,7 +10,6 @@ import MySQLdb
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from vitalsync.core.errors import PersonMustAct, RetryLater
 from vitalsync.sync.normalize import e164
 from vitalsync_connectors.opendental.database import connect, parse_url
 from vitalsync_connectors.opendental.interval import Interval
@@ -19,23 +17,11 @@ from vitalsync_connectors.opendental.phones import phone
 from vitalsync_connectors.opendental.testdb import cancel, create_schema, delete, fill, main, move, scratch_database, upcoming
 from vitalsync_connectors.opendental.testpeople import BROKEN_PHONES, PHONE_FORMATS
 
-MARIADB = os.environ.get("VITALSYNC_TEST_MARIADB", "mysql://root@127.0.0.1:3306")
 START = date(2026, 3, 2)
 #: column counts of Open Dental 24.2 (OpenDentalDocumentation.xml; reference/connectors.md §1.3)
 COLUMNS = {"patient": 84, "appointment": 35, "provider": 46, "clinic": 42, "operatory": 14, "recall": 16,
            "recalltype": 6, "definition": 7, "appointmenttype": 10, "commoptout": 4, "histappointment": 40,
            "deletedobject": 4, "preference": 4}
-
-
-@pytest.fixture(scope="module")
-def server() -> str:
-    try:
-        connect(parse_url(f"{MARIADB}/mysql"), database=None, read_only=False).close()
-    except (RetryLater, PersonMustAct) as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"MariaDB at {MARIADB} is required in CI: {exc}")
-        pytest.skip(f"no MariaDB at {MARIADB}: {exc}")
-    return MARIADB
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from vitalsync.core.vocab import DecisionKind
-from vitalsync.rules.kinds import MessageKind, Trigger
+from vitalsync.rules.kinds import MessageKind
 from vitalsync.rules.recipients import Recipient, choose
 from vitalsync.rules.snapshot import Snapshot, Target
 from vitalsync.rules.timing import send_time
