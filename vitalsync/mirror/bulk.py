@@ -26,10 +26,19 @@ class Writer:
                            f"WHERE {names[0]} = {mark}")
         sqlite = conn.dialect.name == "sqlite"
         self.convert = [_converter(table.c[name].type, sqlite) for name in columns]
+        # PostgreSQL takes new rows fastest through COPY, in the same transaction
+        psycopg = conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
+        self.copy_sql = None if not psycopg else f"COPY {quote(table.name)} ({', '.join(names)}) FROM STDIN"
 
     def insert(self, rows: list[tuple]) -> None:
-        if rows:
+        if not rows:
+            return
+        if self.copy_sql is None:
             self.conn.exec_driver_sql(self.insert_sql, [self._values(row) for row in rows])
+            return
+        with self.conn.connection.dbapi_connection.cursor() as cursor, cursor.copy(self.copy_sql) as copy:
+            for row in rows:
+                copy.write_row(self._values(row))
 
     def update(self, rows: list[tuple]) -> None:
         """Rows in column order, the key first; it goes last, into the WHERE clause."""
