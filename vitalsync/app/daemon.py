@@ -38,6 +38,7 @@ def _steps(runtime: Runtime) -> dict:
         "sync": runtime.sync_once,
         "plan": runtime.plan_once,
         "dispatch": lambda: _drain(runtime),
+        "reconcile": runtime.reconcile_once,
         "status": runtime.status_once,
     }
 
@@ -70,6 +71,7 @@ def run_forever(runtime: Runtime) -> int:
     scheduler.add_job(_guarded("plan", steps["plan"]), IntervalTrigger(minutes=config.plan_minutes), id="plan")
     scheduler.add_job(_guarded("dispatch", steps["dispatch"]), IntervalTrigger(seconds=config.dispatch_seconds), id="dispatch")
     scheduler.add_job(_guarded("status", steps["status"]), IntervalTrigger(seconds=config.dispatch_seconds), id="status")
+    scheduler.add_job(_guarded("reconcile", steps["reconcile"]), IntervalTrigger(minutes=config.plan_minutes), id="reconcile")
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

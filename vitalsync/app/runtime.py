@@ -14,6 +14,7 @@ from vitalsync.core.db import make_engine, session
 from vitalsync.core.secrets import read_secret
 from vitalsync.app.senders import build_senders
 from vitalsync.dispatch.fake import Delivery, FakeSender
+from vitalsync.dispatch.reconcile import ReconcileReport, reconcile_once
 from vitalsync.dispatch.run import Dispatcher
 from vitalsync.dispatch.sender import Sender
 from vitalsync.mirror.refresh import refresh_once
@@ -72,6 +73,11 @@ class Runtime:
 
     def dispatch_once(self):
         return self.dispatcher.dispatch_once()
+
+    def reconcile_once(self) -> ReconcileReport:
+        """Ask the providers about messages flagged needs_reconciliation; resend only what is provably not there."""
+        senders = self.senders or {channel: self.sender for channel in self.sender.channels}
+        return reconcile_once(self.engine, senders, self.kinds, self.config, self.clock)
 
     def status_once(self) -> tuple[int, int]:
         """Take in the provider's pending events (the fake's simulated ones); (deliveries, replies)."""

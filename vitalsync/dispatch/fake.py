@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from vitalsync.core.clock import Clock
-from vitalsync.core.errors import PermanentSendError, TransientSendError
+from vitalsync.core.errors import AmbiguousSendError, PermanentSendError, TransientSendError
 from vitalsync.dispatch.sender import Outgoing
 
 
@@ -67,6 +67,24 @@ class FakeSender:
         if self.simulate:
             self._play(outgoing, reference)
         return reference
+
+    def find(self, to: str, since: datetime, body: str, *, exclude=()) -> str | None:
+        """The reference of a message handed over to ``to`` with exactly ``body``, or None.
+
+        The fake keeps no send times, so ``since`` is not checked; the reference is the one
+        :meth:`send` returned for it.
+        """
+        unowned = False
+        for position, outgoing in enumerate(self.sent, start=1):
+            reference = "FK" + hashlib.sha256(f"{outgoing.key}|{position}".encode()).hexdigest()[:30]
+            if outgoing.to != to or reference in exclude:
+                continue
+            if outgoing.body == body:
+                return reference
+            unowned = True
+        if unowned:  # as the real lookup: another text to this recipient proves nothing
+            raise AmbiguousSendError("an unclaimed message to this recipient has another text")
+        return None
 
     def answer(self, channel: str, to: str, text: str) -> None:
         self.answers.append((channel, to, text))

@@ -9,6 +9,11 @@ JSON; delivery is simulated with signed status callbacks. Initial statuses get n
 Twilio: a message sent from a number is ``queued`` and then calls back ``sent``, then ``delivered``
 (or ``undelivered`` with ErrorCode 30006 for a landline, 30003 for an unreachable handset); one sent
 through a Messaging Service is ``accepted`` and also calls back ``queued``.
+
+``GET .../Messages.json`` lists messages as Twilio does (newest first, one page, ``next_page_uri``
+null), filtered by ``To``, ``From`` and ``DateSent`` (``DateSent>=`` / ``DateSent<=`` a date or an
+ISO 8601 time in UTC; messages without a ``date_sent`` never match a DateSent filter, as on Twilio).
+Given a ``clock``, the fake dates its messages by it (the virtual clock of tests and the demo).
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ import re
 import socket
 import threading
 import uuid
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from vitalsync.dispatch.fake_twilio_state import (API_VERSION, Callbacks, Received, Switches, call_json, error,
                                                   message_json, rfc2822)
@@ -33,8 +40,9 @@ CALL_EVENTS = {"initiated": "initiated", "ringing": "ringing", "answered": "in-p
 class FakeTwilio:
     def __init__(self, account_sid: str = "AC" + "0" * 32, auth_token: str = "fake-twilio-auth-token", *,
                  invalid=(), unsubscribed=(), not_mobile=(), landlines=(), unreachable=(), machines=(),
-                 sender: str = "+15005550006", callback_delay: float = 0.0) -> None:
+                 sender: str = "+15005550006", callback_delay: float = 0.0, clock=None) -> None:
         self.account_sid, self.auth_token, self.sender = account_sid, auth_token, sender
+        self.clock = clock
         self.invalid, self.unsubscribed, self.not_mobile = set(invalid), set(unsubscribed), set(not_mobile)
         self.landlines, self.unreachable, self.machines = set(landlines), set(unreachable), set(machines)
         self.switches = Switches()
@@ -80,9 +88,10 @@ class FakeTwilio:
         params = {**self._call_params(self.calls[call_sid], "in-progress"), "Digits": digits, "FinishedOnKey": ""}
         return self.callbacks.post(gather_url, params)
 
-    def handle(self, path: str, authorization: str, form: dict[str, list[str]]) -> tuple[int, dict, dict]:
+    def handle(self, path: str, authorization: str, form: dict[str, list[str]],
+               method: str = "POST") -> tuple[int, dict, dict]:
         match = PATH.fullmatch(path.split("?")[0])
-        if not match:
+        if not match or (method == "GET" and match[2] != "Messages"):
             return (*error(20404), {})
         if not self._authorised(authorization, match[1]):
             return (*error(20003), {"WWW-Authenticate": 'Basic realm="Twilio API"'})
@@ -94,11 +103,39 @@ class FakeTwilio:
             return (*error(20429), {"Retry-After": str(self.switches.retry_after)})
         if fault == "server_error":
             return (*error(20500 if self.switches.server_status == 500 else 20503), {})
-        one = {name: values[-1] for name, values in form.items()}
-        status, body = self._message(one) if match[2] == "Messages" else self._call(one, form)
+        if method == "GET":
+            status, body = 200, self._list(path, form)
+        else:
+            one = {name: values[-1] for name, values in form.items()}
+            status, body = self._message(one) if match[2] == "Messages" else self._call(one, form)
         if fault == "hang":
             self._stopping.wait(self.switches.hang_seconds)
         return status, body, {}
+
+    def _list(self, path: str, query: dict[str, list[str]]) -> dict:
+        """Twilio's message list: newest first, filtered by To, From and DateSent; one page."""
+        one = {name: values[-1] for name, values in query.items()}
+        after, before = _moment(one.get("DateSent>")), _moment(one.get("DateSent<"))
+        on = _moment(one.get("DateSent"))
+        found = []
+        for message in list(self.messages.values()):
+            if one.get("To") not in (None, message["to"]) or one.get("From") not in (None, message["from"]):
+                continue
+            if after or before or on:
+                sent = parsedate_to_datetime(message["date_sent"]) if message.get("date_sent") else None
+                if sent is None or (after and sent < after) or (before and sent > before) or (
+                        on and sent.date() != on.date()):
+                    continue
+            found.append(message)
+        found.sort(key=lambda m: parsedate_to_datetime(m["date_created"]), reverse=True)
+        size = max(1, min(1000, int(one["PageSize"]) if one.get("PageSize", "").isdigit() else 50))
+        uri = path
+        return {"first_page_uri": uri, "end": max(0, min(size, len(found)) - 1), "previous_page_uri": None,
+                "messages": found[:size], "uri": uri, "page_size": size, "start": 0, "next_page_uri": None,
+                "page": 0}
+
+    def _now(self) -> str:
+        return rfc2822(self.clock.now().timestamp() if self.clock else None)
 
     def _authorised(self, authorization: str, account: str) -> bool:
         scheme, _, encoded = authorization.partition(" ")
@@ -125,9 +162,12 @@ class FakeTwilio:
         sid, service = "SM" + uuid.uuid4().hex, form.get("MessagingServiceSid")
         body = message_json(self.account_sid, sid, form, "accepted" if service else "queued", self.sender)
         self.messages[sid] = body
+        if self.clock:
+            body["date_created"] = body["date_updated"] = self._now()
         code = "30006" if to in self.landlines else "30003" if to in self.unreachable else None
         body_now, steps = dict(body), (["queued"] if service else []) + ["sent", "undelivered" if code else "delivered"]
-        self.messages[sid].update(status=steps[-1], error_code=int(code) if code else None)
+        self.messages[sid] = dict(body, status=steps[-1], error_code=int(code) if code else None,
+                                  date_sent=body["date_created"])
         if url := form.get("StatusCallback"):
             params = {"SmsSid": sid, "MessageSid": sid, "AccountSid": self.account_sid, "From": body["from"],
                       "To": to, "ApiVersion": API_VERSION, **({"MessagingServiceSid": service} if service else {})}
@@ -195,11 +235,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # headers and body leave at once
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        fake = self.server.fake
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-        form = parse_qs(raw, keep_blank_values=True)
-        fake.requests.append(Received("POST", self.path, form, dict(self.headers.items())))
-        status, body, headers = fake.handle(self.path, self.headers.get("Authorization", ""), form)
+        self._answer("POST", parse_qs(raw, keep_blank_values=True))
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self._answer("GET", parse_qs(urlsplit(self.path).query, keep_blank_values=True))
+
+    def _answer(self, method: str, form: dict[str, list[str]]) -> None:
+        fake = self.server.fake
+        fake.requests.append(Received(method, self.path, form, dict(self.headers.items())))
+        status, body, headers = fake.handle(self.path, self.headers.get("Authorization", ""), form, method)
         payload = json.dumps(body).encode()
         self.send_response(status)
         for name, value in {"Content-Type": "application/json", **headers}.items():
@@ -214,3 +259,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - the request line can hold numbers: no PHI on stderr
         pass
+
+
+def _moment(value: str | None) -> datetime | None:
+    """A DateSent filter value: ``YYYY-MM-DD`` (midnight UTC) or ``YYYY-MM-DDTHH:MM:SSZ``."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 
 import requests
 from twilio.base import values
@@ -131,3 +132,25 @@ class TwilioSms:
                 messaging_service_sid=self.messaging_service_sid or values.unset,
                 status_callback=self.status_callback or values.unset)
         return message.sid
+
+    def find(self, to: str, since: datetime, body: str, *, exclude: Collection[str] = ()) -> str | None:
+        """The SID of a message to ``to`` with exactly ``body`` sent since ``since``, or None.
+
+        Twilio filters the list on DateSent; the filter asks from midnight UTC of ``since``'s day
+        (Twilio documents whole days), so nothing sent that day is missed. SIDs in ``exclude`` (those
+        other messages already own) never match. Failures raise the usual send errors: a lookup that
+        did not answer proves nothing. An unowned message to ``to`` with another body (the text may
+        have been rendered from changed data) proves nothing either: AmbiguousSendError.
+        """
+        day = since.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        unowned = False
+        with translated(self._http):
+            for message in self._client.messages.stream(to=to, date_sent_after=day, page_size=100):
+                if message.sid in exclude:
+                    continue
+                if message.body == body:
+                    return message.sid
+                unowned = True
+        if unowned:
+            raise AmbiguousSendError("the provider holds an unclaimed message to this recipient with another text")
+        return None
