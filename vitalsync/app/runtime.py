@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
@@ -56,7 +59,8 @@ class Runtime:
     kinds: dict[str, MessageKind]
     sender: FakeSender  #: the simulation; also the senders' stand-in when [sender] type = "fake"
     clock: Clock = field(default_factory=SystemClock)
-    owner: str = "worker"
+    #: this process's name on the leases it takes: two processes must never share one
+    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
     senders: dict[str, Sender] | None = None  #: channel -> sender; None means the fake for every channel
 
     @property
