@@ -18,7 +18,8 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from vitalsync.core.clock import Clock
 from vitalsync.core.config import Config
@@ -118,10 +119,9 @@ class Dispatcher:
     def _send(self, db, message: Message, kind: MessageKind, facts: Facts, report: DispatchReport) -> None:
         while True:
             outgoing = self._outgoing(message, kind, facts)
-            message.attempts += 1
-            message.in_flight = True
-            db.add(message)
-            db.commit()  # the attempt is on disk before the provider hears of it
+            if not self._mark_in_flight(db, message):
+                return  # the lease ran out and another worker holds the message now
+
             try:
                 reference = self.senders[message.channel].send(outgoing)
             except UnreachableError as exc:
@@ -138,6 +138,23 @@ class Dispatcher:
                 message.provider_ref, message.sent_at = reference, self.clock.now()
                 self._finish(db, message, MessageStatus.SENT, "", report)
             return
+
+    def _mark_in_flight(self, db, message: Message) -> bool:
+        """Record the attempt before the provider hears of it, only while our lease still holds."""
+        db.add(message)
+        db.flush()
+        marked = db.execute(
+            update(Message).where(Message.id == message.id, Message.lease_owner == self.owner,
+                                  Message.lease_until > self.clock.now(), Message.status == MessageStatus.NOT_SENT)
+            .values(in_flight=True, attempts=Message.attempts + 1).execution_options(synchronize_session=False))
+        if marked.rowcount != 1:
+            db.rollback()
+            return False
+        db.commit()
+        # the UPDATE wrote these; tell the session so, or a later False would look like no change
+        set_committed_value(message, "in_flight", True)
+        set_committed_value(message, "attempts", message.attempts + 1)
+        return True
 
     def _outgoing(self, message: Message, kind: MessageKind, facts: Facts) -> Outgoing:
         location = facts.members[0][1] if facts.members else facts.pickup_location
