@@ -29,6 +29,7 @@ from pathlib import Path
 from sqlalchemy import update
 from sqlmodel import select
 
+from tests.providers import ALWAYS_OPEN, provider_settings
 from vitalsync.app.runtime import build
 from vitalsync.core.clock import VirtualClock
 from vitalsync.core.config import load_config
@@ -59,8 +60,6 @@ def sms_only_kinds(folder: Path) -> Path:
 
 
 def write_config(tmp_path: Path, twilio: FakeTwilio, sendgrid: FakeSendGrid) -> Path:
-    (tmp_path / "token").write_text(twilio.auth_token)
-    (tmp_path / "key").write_text(sendgrid.api_key)
     sms_only_kinds(tmp_path / "kinds")
     path = tmp_path / "config.toml"
     path.write_text(f"""
@@ -70,32 +69,14 @@ url = "sqlite:///vitalsync.db"
 type = "demo"
 patients = 600
 weeks = 2
-[schedule]
-window_start = 00:00:00
-window_end = 23:59:00
-days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-quiet_start = 23:59:00
-quiet_end = 00:00:00
+{ALWAYS_OPEN}
 [daemon]
 plan_ahead_days = 60
 batch_size = 20
 lease_seconds = {LEASE_SECONDS}
 [message_kinds]
 directory = "kinds"
-[sender]
-type = "providers"
-[twilio]
-account_sid = "{twilio.account_sid}"
-auth_token_file = "token"
-from_number = "+15005550006"
-base_url = "{twilio.base_url}"
-timeout = 5
-[sendgrid]
-api_key_file = "key"
-from_email = "clinic@example.org"
-base_url = "{sendgrid.url}"
-[webhooks]
-public_url = "http://127.0.0.1:9"
+{provider_settings(tmp_path, twilio, sendgrid)}
 [log]
 level = "warning"
 format = "json"

@@ -8,6 +8,7 @@ import sys
 import time
 
 from tests.connectors.test_hl7_daemon import free_port
+from tests.providers import ALWAYS_OPEN, provider_settings
 from vitalsync.dispatch.fake_sendgrid import FakeSendGrid
 from vitalsync.dispatch.fake_twilio import FakeTwilio
 
@@ -16,33 +17,8 @@ def test_the_daemon_sends_through_providers_and_takes_their_callbacks(tmp_path):
     port = free_port()
     public = f"http://127.0.0.1:{port}"
     with FakeTwilio() as twilio, FakeSendGrid(event_url=f"{public}/webhooks/sendgrid/events", auto_events=True).start() as sendgrid:
-        (tmp_path / "token").write_text(twilio.auth_token)
-        (tmp_path / "key").write_text(sendgrid.api_key)
-        (tmp_path / "config.toml").write_text(f"""
-[database]
-url = "sqlite:///vitalsync.db"
-[schedule]
-window_start = 00:00:00
-window_end = 23:59:00
-days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-quiet_start = 23:59:00
-quiet_end = 00:00:00
-[sender]
-type = "providers"
-[twilio]
-account_sid = "{twilio.account_sid}"
-auth_token_file = "token"
-from_number = "+15005550006"
-base_url = "{twilio.base_url}"
-[sendgrid]
-api_key_file = "key"
-from_email = "clinic@example.org"
-base_url = "{sendgrid.url}"
-webhook_public_key = "{sendgrid.public_key}"
-[webhooks]
-listen = "127.0.0.1:{port}"
-public_url = "{public}"
-""", encoding="utf-8")
+        (tmp_path / "config.toml").write_text('[database]\nurl = "sqlite:///vitalsync.db"\n' + ALWAYS_OPEN + provider_settings(
+            tmp_path, twilio, sendgrid, public_url=public, listen=f"127.0.0.1:{port}"), encoding="utf-8")
         daemon = subprocess.Popen([sys.executable, "-m", "vitalsync", "run", "--config", str(tmp_path / "config.toml")],
                                   stderr=subprocess.PIPE, text=True)
         try:

@@ -5,6 +5,7 @@ import pytest
 
 from sqlmodel import select
 
+from tests.providers import provider_settings
 from tests.test_pipeline import book, ny, open_practice, patient
 from vitalsync.app.senders import build_senders
 from vitalsync.core.config import load_config
@@ -16,23 +17,7 @@ from vitalsync.queue.tables import Message
 
 
 def providers_config(write_config, twilio: FakeTwilio, sendgrid: FakeSendGrid, tmp_path):
-    (tmp_path / "token").write_text(twilio.auth_token)
-    (tmp_path / "key").write_text(sendgrid.api_key)
-    return load_config(write_config(f"""
-[sender]
-type = "providers"
-[twilio]
-account_sid = "{twilio.account_sid}"
-auth_token_file = "token"
-from_number = "+15005550006"
-base_url = "{twilio.base_url}"
-[sendgrid]
-api_key_file = "key"
-from_email = "clinic@example.org"
-base_url = "{sendgrid.url}"
-[webhooks]
-public_url = "http://127.0.0.1:9/"
-""", name="providers.toml"))
+    return load_config(write_config(provider_settings(tmp_path, twilio, sendgrid), name="providers.toml"))
 
 
 def test_reminders_go_out_through_twilio_and_sendgrid(runtime, connector, write_config, tmp_path):

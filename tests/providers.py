@@ -1,0 +1,39 @@
+"""Config text the provider tests share: the fakes' settings, and a send window that is always open."""
+
+from pathlib import Path
+
+from vitalsync.dispatch.fake_sendgrid import FakeSendGrid
+from vitalsync.dispatch.fake_twilio import FakeTwilio
+
+ALWAYS_OPEN = """
+[schedule]
+window_start = 00:00:00
+window_end = 23:59:00
+days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+quiet_start = 23:59:00
+quiet_end = 00:00:00
+"""
+
+
+def provider_settings(folder: Path, twilio: FakeTwilio, sendgrid: FakeSendGrid, *,
+                      public_url: str = "http://127.0.0.1:9", listen: str | None = None) -> str:
+    """The [sender], [twilio], [sendgrid] and [webhooks] sections for the fakes; secrets go to files."""
+    (folder / "token").write_text(twilio.auth_token)
+    (folder / "key").write_text(sendgrid.api_key)
+    return f"""
+[sender]
+type = "providers"
+[twilio]
+account_sid = "{twilio.account_sid}"
+auth_token_file = "token"
+from_number = "+15005550006"
+base_url = "{twilio.base_url}"
+timeout = 5
+[sendgrid]
+api_key_file = "key"
+from_email = "clinic@example.org"
+base_url = "{sendgrid.url}"
+webhook_public_key = "{sendgrid.public_key}"
+[webhooks]
+public_url = "{public_url}"
+""" + (f'listen = "{listen}"\n' if listen else "")
