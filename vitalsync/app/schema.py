@@ -12,6 +12,7 @@ from sqlmodel import SQLModel
 import vitalsync.mirror.tables  # noqa: F401  (registers the tables)
 import vitalsync.queue.tables  # noqa: F401
 import vitalsync.status.tables  # noqa: F401
+import vitalsync.core.leases  # noqa: F401
 
 metadata = SQLModel.metadata
 
@@ -26,7 +27,7 @@ def _alembic(connection) -> AlembicConfig:
 def migrate(engine: Engine) -> None:
     """Bring the database to the newest schema (a no-op when it is there already)."""
     with engine.begin() as connection:
-        command.upgrade(_alembic(connection), "head")
+        command.upgrade(_alembic(connection), "heads")
 
 
 def new_revision(engine: Engine, message: str) -> None:
