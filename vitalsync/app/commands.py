@@ -69,7 +69,11 @@ def sync(runtime, args) -> int:
         report = runtime.sync_once(full=args.full, force=args.force)
     finally:
         progress(1, 1)
-        emit(views.sync_runs(runtime.engine, 1), "table", ["mode", "outcome", "rows_read", "changed", "removed", "rejected", "seconds"])
+        if report is not None:
+            emit(views.sync_runs(runtime.engine, 1), "table", ["mode", "outcome", "rows_read", "changed", "removed", "rejected", "seconds"])
+    if report is None:
+        print("another vitalsync process is syncing now; not synced (try again when it is done)")
+        return 1
     if report.detail:
         print(f"rejected rows: {report.detail}")
     return 0 if report.outcome == "ok" else 1
@@ -77,6 +81,9 @@ def sync(runtime, args) -> int:
 
 def plan(runtime, args) -> int:
     report = runtime.plan_once()
+    if report is None:
+        print("another vitalsync process is planning now; not planned (try again when it is done)")
+        return 1
     print(f"queued {report.queued}, cancelled {report.cancelled}, decisions recorded {report.decisions}")
     return 0
 

@@ -6,10 +6,12 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
+from vitalsync.app.jobs import JobLeases
 from vitalsync.app.schema import migrate
 from vitalsync.core.clock import Clock, SystemClock
 from vitalsync.core.config import Config
@@ -63,25 +65,32 @@ class Runtime:
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
     senders: dict[str, Sender] | None = None  #: channel -> sender; None means the fake for every channel
 
+    def __post_init__(self) -> None:
+        self.jobs = JobLeases(self.engine, self.owner, self.clock, timedelta(seconds=self.config.daemon.job_lease_seconds))
+
     @property
     def dispatcher(self) -> Dispatcher:
         senders = self.senders or {channel: self.sender for channel in self.sender.channels}
         return Dispatcher(self.engine, self.kinds, senders, self.config, self.clock, self.owner)
 
     def sync_once(self, *, full: bool = False, force: bool = False):
+        """A full or incremental sync; None when another process (or job) is syncing now."""
         guard = RemovalGuard(1.0 if force else self.config.sync.max_removed_share, self.config.sync.min_upcoming_for_guard)
-        return refresh_once(self.engine, self.connector, self.clock, full=full, guard=guard)
+        return self.jobs.run("sync", lambda: refresh_once(self.engine, self.connector, self.clock, full=full, guard=guard))
 
     def plan_once(self):
-        return plan_once(self.engine, self.kinds, self.config, self.clock)
+        """A planning pass; None when another process is planning now."""
+        return self.jobs.run("plan", lambda: plan_once(self.engine, self.kinds, self.config, self.clock))
 
     def dispatch_once(self):
         return self.dispatcher.dispatch_once()
 
-    def reconcile_once(self) -> ReconcileReport:
-        """Ask the providers about messages flagged needs_reconciliation; resend only what is provably not there."""
+    def reconcile_once(self) -> ReconcileReport | None:
+        """Ask the providers about messages flagged needs_reconciliation; resend only what is provably not there.
+
+        None when another process is reconciling now."""
         senders = self.senders or {channel: self.sender for channel in self.sender.channels}
-        return reconcile_once(self.engine, senders, self.kinds, self.config, self.clock)
+        return self.jobs.run("reconcile", lambda: reconcile_once(self.engine, senders, self.kinds, self.config, self.clock))
 
     def status_once(self) -> tuple[int, int]:
         """Take in the provider's pending events (the fake's simulated ones); (deliveries, replies)."""

@@ -87,6 +87,9 @@ class DaemonConfig(Section):
     plan_ahead_days: int = Field(3, ge=1, le=60, description="Messages are queued when due within this many days.")
     batch_size: int = Field(100, ge=1, le=10_000, description="Messages claimed per dispatch pass.")
     lease_seconds: int = Field(300, ge=10, description="How long a claimed message stays reserved.")
+    job_lease_seconds: int = Field(
+        60, ge=3, description="Sync, planning and reconciliation run in one process at a time, under a lease its "
+        "holder renews every third of this; when the holder dies, another process takes over after this long.")
 
 
 class SyncConfig(Section):
