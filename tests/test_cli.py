@@ -31,7 +31,7 @@ import pytest
 # every status.
 DAYS, SEED, START = 2, 3, "2026-11-26"
 STATUSES = {"not_sent", "sent", "received", "not_received", "confirmed", "declined", "cancelled", "skipped", "failed"}
-LOG_FIELDS = {"id", "kind", "channel", "status", "patient", "appointments", "send_at", "sent_at", "status_at",
+LOG_FIELDS = {"id", "kind", "channel", "status", "patient", "appointments", "answers", "send_at", "sent_at", "status_at",
               "attempts", "reason", "history"}
 SUBCOMMANDS = ["demo", "run", "sync", "plan", "dispatch", "log", "report", "why", "queue", "check", "config"]
 ENV = {k: v for k, v in os.environ.items()

@@ -96,6 +96,9 @@ def test_a_family_message_lists_every_member():
     family = context(members=((ANA, START), (LUIS, START + timedelta(hours=1))))
     sms = render(kind, Channel.SMS, "en", family).body
     assert "1) Ana 9:30 AM" in sms and "2) Luis 10:30 AM" in sms and "Reply C to confirm all" in sms
+    assert "C1 N2" in sms  # the grammar for answering one member (status.replies.parse_reply)
+    assert "C1 N2" in render(kind, Channel.SMS, "es", family).body
+    assert "C1 N2" in render(kind, Channel.EMAIL, "en", family).body
     for channel in (Channel.EMAIL, Channel.VOICE):
         assert all(name in render(kind, channel, "en", family).body for name in ("Ana", "Luis"))
 

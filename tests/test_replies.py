@@ -152,3 +152,19 @@ def test_parse_reply_never_raises(text):
 def test_surrounding_punctuation_and_spaces_never_change_a_keyword(edge):
     for word in sorted(CONFIRM_WORDS | DECLINE_WORDS | OPT_OUT_WORDS | HELP_WORDS):
         assert parse_reply(edge + word.lower() + edge) == parse_reply(word)
+
+
+@pytest.mark.parametrize(
+    ("text", "confirmed", "declined"),
+    [("C1 N2", (1,), (2,)), ("c1, n2", (1,), (2,)), ("N2", (), (2,)), ("C 1 N 3", (1,), (3,)), ("C1 C3", (1, 3), ()),
+     ("N1 and N2", (), (1, 2)), ("C2 y N1", (2,), (1,)), ("C1.", (1,), ())],
+)  # fmt: skip
+def test_c_or_n_and_a_number_answer_for_one_family_member(text, confirmed, declined):
+    reply = parse_reply(text)
+    assert (reply.choices, reply.declined) == (confirmed, declined)
+    assert reply.intent is (ReplyIntent.CONFIRM if confirmed else ReplyIntent.DECLINE)
+
+
+@pytest.mark.parametrize("text", ["C1 N1", "C0", "N100", "C1 2", "CN1", "C1N", "NO 2"])
+def test_contradictory_or_garbled_numbered_answers_go_to_staff(text):
+    assert intent(text) is ReplyIntent.UNKNOWN

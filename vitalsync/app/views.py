@@ -56,7 +56,7 @@ def message_log(engine: Engine, where: Filter, *, history: bool = True, limit: i
         query = where.apply(select(Message)).order_by(Message.send_at, Message.id)
         messages = db.exec(query.limit(limit) if limit else query).all()
         ids = [m.id for m in messages]
-        events, targets = defaultdict(list), defaultdict(list)
+        events, targets, answers = defaultdict(list), defaultdict(list), defaultdict(dict)
         for chunk in range(0, len(ids), 900):
             part = ids[chunk:chunk + 900]
             if history:
@@ -64,13 +64,17 @@ def message_log(engine: Engine, where: Filter, *, history: bool = True, limit: i
                     events[event.message_id].append(event)
             for target in db.exec(select(MessageTarget).where(col(MessageTarget.message_id).in_(part))):
                 targets[target.message_id].append(target.appointment_key)
-    return [_row(m, targets[m.id], events[m.id] if history else None) for m in messages]
+                if target.answer:
+                    answers[target.message_id][target.appointment_key] = target.answer
+    return [_row(m, targets[m.id], answers[m.id], events[m.id] if history else None) for m in messages]
 
 
-def _row(message: Message, appointments: list[str], events) -> dict:
+def _row(message: Message, appointments: list[str], answers: dict[str, str], events) -> dict:
     row = {
         "id": message.id, "kind": message.kind, "channel": message.channel, "status": message.status,
-        "patient": message.patient_key, "appointments": appointments, "send_at": _iso(message.send_at),
+        "patient": message.patient_key, "appointments": appointments,
+        "answers": answers,  #: appointment -> confirmed / declined, as each member answered
+        "send_at": _iso(message.send_at),
         "sent_at": _iso(message.sent_at), "status_at": _iso(message.status_at), "attempts": message.attempts,
         "reason": message.reason,
     }

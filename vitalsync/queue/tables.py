@@ -45,6 +45,9 @@ class MessageTarget(SQLModel, table=True):
     appointment_key: str = Field(index=True)
     patient_key: str
     appointment_version: int
+    #: this member's own answer in a family message ("confirmed" / "declined"), None until they answer
+    answer: str | None = None
+    answered_at: datetime | None = when(nullable=True)
 
 
 class MessageEvent(SQLModel, table=True):

@@ -11,8 +11,8 @@ from vitalsync.core.config import Config
 from vitalsync.core.vocab import AppointmentStatus, Channel, MessageStatus, ReplyIntent
 from vitalsync.mirror.tables import Appointment, OptOut
 from vitalsync.queue.outbox import transition
-from vitalsync.queue.tables import Message, MessageTarget
-from vitalsync.status.replies import parse_reply
+from vitalsync.queue.tables import Message, MessageEvent, MessageTarget
+from vitalsync.status.replies import ParsedReply, parse_reply
 from vitalsync.status.tables import Reply
 
 log = structlog.get_logger("vitalsync.status")
@@ -48,11 +48,16 @@ def record_reply(db: Session, config: Config, channel: str, address: str, body: 
     reply = Reply(at=at, channel=channel, address=address, body=body, intent=parsed.intent,
                   message_id=message.id if message else None, patient_key=message.patient_key if message else None)
     intent = parsed.intent
-    if intent in (ReplyIntent.CONFIRM, ReplyIntent.DECLINE):
+    if intent in (ReplyIntent.CONFIRM, ReplyIntent.DECLINE) and message is not None and parsed.numbered:
+        reply.needs_staff = not _answer_members(db, message, parsed, at, source)
+    elif intent in (ReplyIntent.CONFIRM, ReplyIntent.DECLINE):
         if message is None or message.status in (MessageStatus.CONFIRMED, MessageStatus.DECLINED):
             reply.needs_staff = message is None
         else:
             status = MessageStatus.CONFIRMED if intent is ReplyIntent.CONFIRM else MessageStatus.DECLINED
+            for target in _targets(db, message):
+                target.answer, target.answered_at = status.value, at
+                db.add(target)
             transition(db, message, status, at=at, source=source, detail=f"patient replied {intent.value}")
             reply.needs_staff = intent is ReplyIntent.DECLINE
     elif intent is ReplyIntent.OPT_OUT:
@@ -71,6 +76,43 @@ def record_reply(db: Session, config: Config, channel: str, address: str, body: 
     db.add(reply)
     log.info("reply_recorded", intent=intent.value, matched=message is not None, needs_staff=reply.needs_staff)
     return reply
+
+
+def _targets(db: Session, message: Message) -> list[MessageTarget]:
+    return list(db.exec(select(MessageTarget).where(MessageTarget.message_id == message.id)
+                        .order_by(MessageTarget.position)))
+
+
+def _answer_members(db: Session, message: Message, parsed: ParsedReply, at: datetime, source: str) -> bool:
+    """Record a numbered answer member by member; False (nothing recorded) when staff must read it.
+
+    Member ``n`` is the n-th appointment the message listed. A number the message did not list, or
+    an answer that changes a member's earlier one, goes to staff: the first records nothing, the
+    second is recorded (the patient's latest word) and flagged. Once every member has answered, the
+    message is ``confirmed`` if anyone is coming, else ``declined``; until then it keeps its status
+    and the history shows who answered what.
+    """
+    targets = _targets(db, message)
+    answers = {n: MessageStatus.CONFIRMED for n in parsed.choices} | {n: MessageStatus.DECLINED for n in parsed.declined}
+    if max(answers) > len(targets):
+        return False
+    changed = False
+    for number, answer in sorted(answers.items()):
+        target = targets[number - 1]
+        changed |= target.answer is not None and target.answer != answer
+        target.answer, target.answered_at = answer.value, at
+        db.add(target)
+    detail = "; ".join(f"member {n} (patient {targets[n - 1].patient_key}) {answers[n].value}" for n in sorted(answers))
+    final = [t.answer for t in targets]
+    if None in final:
+        db.add(MessageEvent(message_id=message.id, at=at, status=message.status, source=source,
+                            detail=f"patient replied for {detail}"))
+    else:
+        status = MessageStatus.CONFIRMED if MessageStatus.CONFIRMED in final else MessageStatus.DECLINED
+        if not transition(db, message, status, at=at, source=source, detail=f"patient replied for {detail}"):
+            db.add(MessageEvent(message_id=message.id, at=at, status=message.status, source=source,
+                                detail=f"patient replied for {detail}"))
+    return not changed and not parsed.declined
 
 
 def _has_upcoming(db: Session, message: Message | None, at: datetime) -> bool:

@@ -51,7 +51,11 @@ _SKIN_TONES = re.compile("[\U0001f3fb-\U0001f3ff]")
 # At most two digits a number: a family has few members, and a longer run (a phone number, a postcode)
 # is not a choice. It also keeps int() far from its digit limit.
 _NUMBER = r"\d{1,2}"
-_CHOICES = re.compile(rf"{_NUMBER}(?:(?:\s*,\s*|\s+(?:AND\s+|Y\s+)?){_NUMBER})*")
+_SEPARATOR = r"(?:\s*,\s*|\s+(?:AND\s+|Y\s+)?)"
+_CHOICES = re.compile(rf"{_NUMBER}(?:{_SEPARATOR}{_NUMBER})*")
+# C or N, then a member's number: "C1 N2", "C1, C3", "N 2"
+_ANSWER = rf"[CN] ?{_NUMBER}"
+_ANSWERS = re.compile(rf"{_ANSWER}(?:{_SEPARATOR}{_ANSWER})*")
 _EDGE = ("P", "Z", "Cc", "Cf")  # punctuation, spaces, control and zero-width characters
 
 
@@ -59,6 +63,12 @@ _EDGE = ("P", "Z", "Cc", "Cf")  # punctuation, spaces, control and zero-width ch
 class ParsedReply:
     intent: ReplyIntent
     choices: tuple[int, ...] = ()  #: family members the patient confirmed, by number; () for all
+    declined: tuple[int, ...] = ()  #: family members the patient declined, by number
+
+    @property
+    def numbered(self) -> bool:
+        """True when the reply answers for some members by number rather than for the whole message."""
+        return bool(self.choices or self.declined)
 
 
 def normalise(text: str) -> str:
@@ -81,15 +91,31 @@ def parse_reply(text: str, language: str = "en") -> ParsedReply:
     ``language`` is the patient's message language. Every keyword set applies in every language
     today; the argument is there so that language-specific words can be added without changing callers.
 
-    Numbered answers belong to family messages, which list each appointment with a number. "1" and "2"
-    alone keep their plain meaning (confirm, decline), the same as in a single reminder. Any other list
-    of numbers, such as "3", "1 3", "1,3", "1 and 3" or "1 y 3", means "confirm members 1 and 3": it
-    gives ``CONFIRM`` with ``choices=(1, 3)`` (sorted, without repeats). The caller checks the numbers
-    against the message it answers. A 0 or a number of three digits or more is ``UNKNOWN``.
+    Numbered answers belong to family messages, which list each appointment with a number
+    ("1) Ana 9:00, 2) Luis 9:30"). The grammar, as the family templates teach it:
+
+    - a whole-message word answers for everyone: C, YES, 1 … confirm every member; N, NO, 2 decline all.
+      "1" and "2" alone keep that plain meaning, the same as in a single reminder;
+    - C or N followed by a member's number answers for that member: "C1 N2" confirms member 1 and
+      declines member 2 (``CONFIRM`` with ``choices=(1,)``, ``declined=(2,)``); "N2" alone is
+      ``DECLINE`` with ``declined=(2,)``. Answers may be separated by spaces, commas, "and" or "y",
+      and a space may stand between the letter and the number ("C 1");
+    - any other list of bare numbers, such as "3", "1 3", "1,3", "1 and 3" or "1 y 3", means
+      "confirm members 1 and 3": ``CONFIRM`` with ``choices=(1, 3)`` (sorted, without repeats).
+
+    The caller checks the numbers against the message it answers. A 0, a number of three digits or
+    more, or one member both confirmed and declined ("C1 N1") is ``UNKNOWN``.
     """
     word = normalise(text)
     if word in _INTENTS:
         return ParsedReply(_INTENTS[word])
+    if _ANSWERS.fullmatch(word):
+        answers = re.findall(rf"([CN]) ?({_NUMBER})", word)
+        confirmed = tuple(sorted({int(n) for letter, n in answers if letter == "C"}))
+        declined = tuple(sorted({int(n) for letter, n in answers if letter == "N"}))
+        if 0 not in confirmed + declined and not set(confirmed) & set(declined):
+            return ParsedReply(ReplyIntent.CONFIRM if confirmed else ReplyIntent.DECLINE, confirmed, declined)
+        return ParsedReply(ReplyIntent.UNKNOWN)
     if _CHOICES.fullmatch(word):
         choices = tuple(sorted({int(n) for n in re.findall(_NUMBER, word)}))
         if choices and choices[0] > 0:
