@@ -86,10 +86,11 @@ def test_the_fake_lists_messages_by_recipient_and_date_sent_as_twilio_does(twili
     assert client.messages.list(to=MOBILE, date_sent_after=clock.now().replace(year=2027)) == []
     request = twilio.requests[-1]
     assert request.method == "GET" and request.form["To"] == [MOBILE] and "DateSent>" in request.form
-    assert sms.find(MOBILE, clock.now(), "hello") == sid
-    assert sms.find(MOBILE, clock.now(), "hello", exclude={sid}) is None
+    wanted = Outgoing(message_id=1, key="k", channel="sms", to=MOBILE, body="hello")
+    assert sms.find(wanted, clock.now()) == sid
+    assert sms.find(wanted, clock.now(), exclude={sid}) is None
     with pytest.raises(AmbiguousSendError):  # an unclaimed text to that number with another body proves nothing
-        sms.find(MOBILE, clock.now(), "hello again")
+        sms.find(Outgoing(message_id=1, key="k", channel="sms", to=MOBILE, body="hello again"), clock.now())
 
 
 # -- through the real twilio client -------------------------------------------------------------------
@@ -189,7 +190,7 @@ def test_with_the_fake_sender_a_message_that_left_is_found_by_its_body(runtime, 
     assert runtime.reconcile_once().sent == 1
     message = the_message(runtime)
     assert message.status == MessageStatus.SENT and message.provider_ref.startswith("FK")
-    assert fake.find(handed.to, message.status_at, handed.body) == message.provider_ref
+    assert fake.find(handed, message.status_at) == message.provider_ref
     runtime.dispatch_once()
     assert len(fake.sent) == 1
 

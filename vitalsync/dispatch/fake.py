@@ -68,8 +68,8 @@ class FakeSender:
             self._play(outgoing, reference)
         return reference
 
-    def find(self, to: str, since: datetime, body: str, *, exclude=()) -> str | None:
-        """The reference of a message handed over to ``to`` with exactly ``body``, or None.
+    def find(self, wanted: Outgoing, since: datetime, *, exclude=()) -> str | None:
+        """The reference of a message handed over to ``wanted.to`` with exactly its body, or None.
 
         The fake keeps no send times, so ``since`` is not checked; the reference is the one
         :meth:`send` returned for it.
@@ -77,9 +77,9 @@ class FakeSender:
         unowned = False
         for position, outgoing in enumerate(self.sent, start=1):
             reference = "FK" + hashlib.sha256(f"{outgoing.key}|{position}".encode()).hexdigest()[:30]
-            if outgoing.to != to or reference in exclude:
+            if outgoing.to != wanted.to or reference in exclude:
                 continue
-            if outgoing.body == body:
+            if outgoing.body == wanted.body:
                 return reference
             unowned = True
         if unowned:  # as the real lookup: another text to this recipient proves nothing

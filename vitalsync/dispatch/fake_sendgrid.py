@@ -8,6 +8,13 @@ list; ``dropped`` for those on the dropped list. Batches are POSTed to ``event_u
 P-256 / SHA-256 signature over ``timestamp + body``; :attr:`FakeSendGrid.public_key` is the key a
 receiver verifies with, base64 DER as SendGrid's settings page shows it.
 
+The Email Activity API is there too: ``GET /v3/messages?query=…&limit=…`` answers
+``{"messages": [{"from_email", "msg_id", "subject", "to_email", "status", "opens_count",
+"clicks_count", "last_event_time"}]}`` for the query clauses a reconciler uses, joined by AND:
+``msg_id="…"``, ``msg_id LIKE '…%'``, ``to_email="…"``, ``unique_args['name']="…"`` and
+``last_event_time BETWEEN TIMESTAMP '…' AND TIMESTAMP '…'``; anything else is a 400, as a query
+SendGrid cannot parse. ``activity = False`` answers 403, as an account without the add-on.
+
     with FakeSendGrid("SG.key", event_url=receiver_url, bounce={"gone@example.com"}) as fake:
         sender = SendGridEmail("SG.key", "clinic@example.com", base_url=fake.url)
         ...
@@ -18,13 +25,16 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -32,6 +42,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from vitalsync.core.clock import Clock, SystemClock
 from vitalsync.dispatch.fake_sendgrid_mail import error, mail_problems
 
+_CLAUSE = re.compile(
+    r"""\s*(?:(?P<field>msg_id|to_email|from_email|subject)\s*=\s*"(?P<value>(?:[^"\\]|\\.)*)"
+    |msg_id\s+LIKE\s+'(?P<prefix>[^'%]*)%'
+    |unique_args\['(?P<arg>[^']+)'\]\s*=\s*"(?P<arg_value>(?:[^"\\]|\\.)*)"
+    |last_event_time\s+BETWEEN\s+TIMESTAMP\s+'(?P<start>[^']+)'\s+AND\s+TIMESTAMP\s+'(?P<end>[^']+)')\s*""",
+    re.VERBOSE)
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 
@@ -58,6 +74,9 @@ class FakeSendGrid:
         self.status: int | None = None  #: answer every send with this status (429, 500, 503 …) when set
         self.rate_limit_reset = 30  #: seconds until X-RateLimit-Reset, on a 429
         self.hang = False  #: read each send, then answer nothing until stopped
+        self.activity = True  #: the account has the Email Activity add-on (else GET /v3/messages is 403)
+        self.activity_status: int | None = None  #: answer Email Activity queries with this status when set
+        self.stored: list[dict[str, Any]] = []  #: what the Email Activity API knows, one row per recipient
         self.requests: list[Received] = []
         self.pending: list[dict[str, Any]] = []  #: events waiting for the next batch
         self.batches: list[bytes] = []  #: event batches delivered to event_url
@@ -140,11 +159,40 @@ class FakeSendGrid:
                 base = {"email": email, "timestamp": now, "smtp-id": f"<{message_id}@ismtpd0001p1iad2.sendgrid.net>",
                         "sg_message_id": f"{message_id}.filterdrecv-{secrets.token_hex(4)}-1-{p_index}-{r_index}.0",
                         "category": list(mail.get("categories") or []), **args}
-                for event, extra in self._story(email):
+                story = self._story(email)
+                for event, extra in story:
                     self.pending.append({**base, "event": event, "sg_event_id": secrets.token_urlsafe(18), **extra})
+                last = story[-1][0]
+                self.stored.append({
+                    "from_email": mail["from"]["email"], "msg_id": base["sg_message_id"], "to_email": email,
+                    "subject": personalization.get("subject") or mail.get("subject", ""),
+                    "status": "delivered" if last in ("delivered", "open") else "not_delivered",
+                    "opens_count": int(last == "open"), "clicks_count": 0, "unique_args": args,
+                    "last_event_time": datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")})
         if self.auto_events and self.event_url:
             threading.Thread(target=self.post_events, daemon=True).start()
         return message_id
+
+    def activity_query(self, query: str, limit: int) -> tuple[int, dict[str, Any]]:
+        """What ``GET /v3/messages`` answers: (HTTP status, body)."""
+        clauses, position = [], 0
+        while position < len(query):
+            match = _CLAUSE.match(query, position)
+            if not match:
+                return 400, {"errors": [error("invalid query", "query")]}
+            clauses.append(match)
+            position = match.end()
+            joiner = re.match(r"AND\s+", query[position:])
+            if joiner:
+                position += joiner.end()
+            elif position < len(query):
+                return 400, {"errors": [error("invalid query", "query")]}
+        with self._lock:
+            rows = list(self.stored)
+        found = [row for row in rows if all(_matches(row, clause) for clause in clauses)]
+        found.sort(key=lambda row: row["last_event_time"], reverse=True)
+        return 200, {"messages": [{k: v for k, v in row.items() if k != "unique_args"}
+                                  for row in found[:max(1, min(limit, 1000))]]}
 
     def _story(self, email: str) -> list[tuple[str, dict[str, Any]]]:
         if email in self.dropped:
@@ -199,9 +247,21 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(202, None, {"X-Message-Id": message_id})
 
     def do_GET(self) -> None:
-        with self.fake._lock:
-            self.fake.requests.append(Received("GET", self.path, dict(self.headers), b""))
-        self._answer(404, {"errors": [error("resource not found")]})
+        fake = self.fake
+        with fake._lock:
+            fake.requests.append(Received("GET", self.path, dict(self.headers), b""))
+        url = urlsplit(self.path)
+        if url.path != "/v3/messages":
+            return self._answer(404, {"errors": [error("resource not found")]})
+        if not secrets.compare_digest((self.headers.get("Authorization") or "").encode(), f"Bearer {fake.api_key}".encode()):
+            return self._answer(401, {"errors": [error("authorization required")]})
+        if not fake.activity:
+            return self._answer(403, {"errors": [error("access forbidden")]})
+        if fake.activity_status is not None:
+            return self._answer(fake.activity_status, {"errors": [error("The server encountered an unexpected error.")]})
+        params = {name: values[-1] for name, values in parse_qs(url.query, keep_blank_values=True).items()}
+        limit = int(params["limit"]) if params.get("limit", "").isdigit() else 10
+        self._answer(*fake.activity_query(params.get("query", ""), limit))
 
     def _answer(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         data = b"" if payload is None else json.dumps(payload).encode()
@@ -213,3 +273,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+def _matches(row: dict[str, Any], clause: re.Match) -> bool:
+    unquote = lambda value: re.sub(r"\\(.)", r"\1", value)  # noqa: E731
+    if clause["field"]:
+        return str(row[clause["field"]]) == unquote(clause["value"])
+    if clause["prefix"] is not None:
+        return row["msg_id"].startswith(clause["prefix"])
+    if clause["arg"]:
+        return row["unique_args"].get(clause["arg"]) == unquote(clause["arg_value"])
+    return clause["start"] <= row["last_event_time"] <= clause["end"]

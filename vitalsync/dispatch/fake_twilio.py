@@ -13,6 +13,8 @@ through a Messaging Service is ``accepted`` and also calls back ``queued``.
 ``GET .../Messages.json`` lists messages as Twilio does (newest first, one page, ``next_page_uri``
 null), filtered by ``To``, ``From`` and ``DateSent`` (``DateSent>=`` / ``DateSent<=`` a date or an
 ISO 8601 time in UTC; messages without a ``date_sent`` never match a DateSent filter, as on Twilio).
+``GET .../Calls.json`` lists calls the same way, filtered by ``To``, ``From`` and ``StartTime``; the
+fake's calls start as soon as they are created and end ``completed``.
 Given a ``clock``, the fake dates its messages by it (the virtual clock of tests and the demo).
 """
 
@@ -91,7 +93,7 @@ class FakeTwilio:
     def handle(self, path: str, authorization: str, form: dict[str, list[str]],
                method: str = "POST") -> tuple[int, dict, dict]:
         match = PATH.fullmatch(path.split("?")[0])
-        if not match or (method == "GET" and match[2] != "Messages"):
+        if not match:
             return (*error(20404), {})
         if not self._authorised(authorization, match[1]):
             return (*error(20003), {"WWW-Authenticate": 'Basic realm="Twilio API"'})
@@ -104,7 +106,7 @@ class FakeTwilio:
         if fault == "server_error":
             return (*error(20500 if self.switches.server_status == 500 else 20503), {})
         if method == "GET":
-            status, body = 200, self._list(path, form)
+            status, body = 200, self._list(path, form, match[2])
         else:
             one = {name: values[-1] for name, values in form.items()}
             status, body = self._message(one) if match[2] == "Messages" else self._call(one, form)
@@ -112,17 +114,19 @@ class FakeTwilio:
             self._stopping.wait(self.switches.hang_seconds)
         return status, body, {}
 
-    def _list(self, path: str, query: dict[str, list[str]]) -> dict:
-        """Twilio's message list: newest first, filtered by To, From and DateSent; one page."""
+    def _list(self, path: str, query: dict[str, list[str]], resource: str = "Messages") -> dict:
+        """Twilio's message or call list: newest first, filtered by To, From and DateSent / StartTime; one page."""
         one = {name: values[-1] for name, values in query.items()}
-        after, before = _moment(one.get("DateSent>")), _moment(one.get("DateSent<"))
-        on = _moment(one.get("DateSent"))
+        moment, items = ("date_sent", self.messages) if resource == "Messages" else ("start_time", self.calls)
+        param = "DateSent" if resource == "Messages" else "StartTime"
+        after, before = _moment(one.get(param + ">")), _moment(one.get(param + "<"))
+        on = _moment(one.get(param))
         found = []
-        for message in list(self.messages.values()):
+        for message in list(items.values()):
             if one.get("To") not in (None, message["to"]) or one.get("From") not in (None, message["from"]):
                 continue
             if after or before or on:
-                sent = parsedate_to_datetime(message["date_sent"]) if message.get("date_sent") else None
+                sent = parsedate_to_datetime(message[moment]) if message.get(moment) else None
                 if sent is None or (after and sent < after) or (before and sent > before) or (
                         on and sent.date() != on.date()):
                     continue
@@ -131,7 +135,7 @@ class FakeTwilio:
         size = max(1, min(1000, int(one["PageSize"]) if one.get("PageSize", "").isdigit() else 50))
         uri = path
         return {"first_page_uri": uri, "end": max(0, min(size, len(found)) - 1), "previous_page_uri": None,
-                "messages": found[:size], "uri": uri, "page_size": size, "start": 0, "next_page_uri": None,
+                resource.lower(): found[:size], "uri": uri, "page_size": size, "start": 0, "next_page_uri": None,
                 "page": 0}
 
     def _now(self) -> str:
@@ -183,9 +187,15 @@ class FakeTwilio:
         if not form.get("Url") and not form.get("Twiml"):
             return error(21205)
         sid = "CA" + uuid.uuid4().hex
-        body = self.calls[sid] = call_json(self.account_sid, sid, form)
+        body = call_json(self.account_sid, sid, form)
+        if self.clock:
+            body["date_created"] = body["date_updated"] = self._now()
+        # the call as the list shows it later: it started at once and has ended
+        self.calls[sid] = dict(body, start_time=body["date_created"], end_time=body["date_created"], status="completed",
+                               duration="21")
+        body = self.calls[sid] | {"start_time": None, "end_time": None, "status": "queued", "duration": None}
         if form.get("MachineDetection"):
-            body["answered_by"] = "machine_end_beep" if to in self.machines else "human"
+            body["answered_by"] = self.calls[sid]["answered_by"] = "machine_end_beep" if to in self.machines else "human"
         if url := form.get("StatusCallback"):
             wanted = set(lists.get("StatusCallbackEvent") or ["completed"])
             for sequence, event in enumerate(e for e in CALL_EVENTS if e in wanted):

@@ -1,14 +1,24 @@
 """``reconcile_once``: settle messages flagged ``needs_reconciliation`` by asking the provider.
 
 A send that timed out, or a process that died mid-send, leaves a message whose outcome is unknown.
-For each one the body is rendered again exactly as dispatch rendered it, and the channel's sender
-is asked (``find``) whether the provider holds that message for that recipient:
+For each one the message is rendered again exactly as dispatch rendered it, and the channel's sender
+is asked (``find(outgoing, since, exclude=...)``) whether the provider holds that message for that
+recipient, other than the ones other messages already own:
+
+- SMS (Twilio's message list by recipient and DateSent): a message with exactly that body;
+- email (SendGrid's Email Activity API): a message to that address carrying our message id in its
+  custom args;
+- voice (Twilio's call list by recipient, caller and StartTime): a call from our number to that
+  recipient; calls carry no text, so an unowned one is taken to be this message's.
+
+Then:
 
 - found: the message is ``sent``, with the provider's reference;
 - not found (the sender can look, the lookup answered, nothing unclaimed to that recipient is
   there, and the flag is older than ``SETTLE``): back to ``not_sent`` with its lease and
   in-flight mark cleared, so dispatch sends it once more. This is the only way a resend happens;
-- the sender cannot look (no ``find``: SendGrid, voice for now) or the lookup failed: left alone.
+- the sender cannot look (no ``find``) or the lookup failed (SendGrid answers 403 on accounts without
+  the Email Activity add-on): left alone, flagged for a person.
 """
 
 from __future__ import annotations
@@ -79,7 +89,7 @@ def _settle(engine: Engine, renderer: Dispatcher, senders: dict[str, Sender], ki
         channel, address = message.channel, message.address
         settled = clock.now() - message.status_at >= SETTLE
     try:  # no transaction is held while the provider answers
-        reference = find(outgoing.to, since, outgoing.body, exclude=owned)
+        reference = find(outgoing, since, exclude=owned)
     except Exception as exc:  # noqa: BLE001 - a lookup that failed proves nothing: never resend on it
         log.warning("reconcile_lookup_failed", message_id=message_id, channel=channel, error_type=type(exc).__name__)
         return "left"

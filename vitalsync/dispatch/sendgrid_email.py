@@ -17,6 +17,8 @@ import http.client
 import json
 import logging
 import urllib.error
+from collections.abc import Collection
+from datetime import datetime, timedelta, timezone
 
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
@@ -65,6 +67,33 @@ class SendGridEmail:
             raise AmbiguousSendError(f"SendGrid answered {response.status_code} without an X-Message-Id")
         return reference
 
+    def find(self, outgoing: Outgoing, since: datetime, *, exclude: Collection[str] = ()) -> str | None:
+        """The X-Message-Id of the email SendGrid holds for this message, or None when it holds none.
+
+        Asks the Email Activity API (``GET /v3/messages``) for messages to ``outgoing.to`` that carry
+        our message id in their custom args (``unique_args``) and had an event since ``since``. Each
+        result's ``msg_id`` is the X-Message-Id followed by ``.filter…`` per recipient; references in
+        ``exclude`` (owned by other messages) never match. Any failure raises a send error: an answer
+        we could not read proves nothing. Accounts without the Email Activity add-on get 403, so
+        their flagged emails stay flagged for a person.
+        """
+        start = since.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        # a day ahead: a clock of ours running behind SendGrid's must not hide a message that is there
+        end = (self.clock.now() + timedelta(days=1)).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        query = (f'unique_args[\'{CUSTOM_ARG}\']="{outgoing.message_id}" AND to_email="{_quoted(outgoing.to)}" '
+                 f"AND last_event_time BETWEEN TIMESTAMP '{start}' AND TIMESTAMP '{end}'")
+        try:
+            response = self._api.client.messages.get(query_params={"query": query, "limit": 100})
+            found = json.loads(response.body)["messages"]
+            references = [str(item["msg_id"]).split(".", 1)[0] for item in found]
+        except HTTPError as exc:
+            raise self._refused(exc) from None
+        except urllib.error.URLError as exc:
+            raise _transient(f"could not reach SendGrid: {type(exc.reason).__name__}") from None
+        except (OSError, http.client.HTTPException, ValueError, KeyError, TypeError) as exc:
+            raise AmbiguousSendError(f"SendGrid's activity answer could not be read: {type(exc).__name__}") from None
+        return next((reference for reference in references if reference and reference not in exclude), None)
+
     def _refused(self, exc: HTTPError) -> SendError:
         status = exc.status_code
         if status in (401, 403):
@@ -88,6 +117,11 @@ def _transient(message: str, retry_after: float | None = None) -> TransientSendE
     error = TransientSendError(message)
     error.retry_after = retry_after  # type: ignore[attr-defined]  # seconds, when SendGrid said
     return error
+
+
+def _quoted(value: str) -> str:
+    """A value inside the query language's double quotes."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _fields(body: bytes) -> str:

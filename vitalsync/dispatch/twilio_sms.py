@@ -133,8 +133,8 @@ class TwilioSms:
                 status_callback=self.status_callback or values.unset)
         return message.sid
 
-    def find(self, to: str, since: datetime, body: str, *, exclude: Collection[str] = ()) -> str | None:
-        """The SID of a message to ``to`` with exactly ``body`` sent since ``since``, or None.
+    def find(self, outgoing: Outgoing, since: datetime, *, exclude: Collection[str] = ()) -> str | None:
+        """The SID of a message to ``outgoing.to`` with exactly its body sent since ``since``, or None.
 
         Twilio filters the list on DateSent; the filter asks from midnight UTC of ``since``'s day
         (Twilio documents whole days), so nothing sent that day is missed. SIDs in ``exclude`` (those
@@ -145,10 +145,10 @@ class TwilioSms:
         day = since.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
         unowned = False
         with translated(self._http):
-            for message in self._client.messages.stream(to=to, date_sent_after=day, page_size=100):
+            for message in self._client.messages.stream(to=outgoing.to, date_sent_after=day, page_size=100):
                 if message.sid in exclude:
                     continue
-                if message.body == body:
+                if message.body == outgoing.body:
                     return message.sid
                 unowned = True
         if unowned:

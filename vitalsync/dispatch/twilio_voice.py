@@ -11,6 +11,9 @@ hangs up). Leaving the prompt out for machines needs TwiML served from a URL, wh
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from datetime import datetime, timezone
+
 from twilio.base import values
 from twilio.twiml.voice_response import VoiceResponse
 
@@ -55,3 +58,20 @@ class TwilioVoice:
                 status_callback_event=EVENTS if self.status_callback else values.unset,
                 machine_detection=self.machine_detection or values.unset)
         return call.sid
+
+    def find(self, outgoing: Outgoing, since: datetime, *, exclude: Collection[str] = ()) -> str | None:
+        """The SID of a call from our number to ``outgoing.to`` started since ``since``, or None.
+
+        Twilio's call list filters on To, From and StartTime (from midnight UTC of ``since``'s day, as
+        for messages). A call resource holds no TwiML, so the text cannot be compared: the oldest call
+        that no other message owns (``exclude``) is taken for this one. A call Twilio took but has not
+        started yet has no StartTime; the reconciler's settle time covers that. Failures raise the
+        usual send errors: a lookup that did not answer proves nothing.
+        """
+        day = since.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        with translated(self._http):
+            calls = [call for call in self._client.calls.stream(to=outgoing.to, from_=self.from_number,
+                                                                 start_time_after=day, page_size=100)
+                     if call.sid not in exclude]
+        calls.sort(key=lambda call: call.start_time or call.date_created or day)
+        return calls[0].sid if calls else None
