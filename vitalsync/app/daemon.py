@@ -16,6 +16,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from vitalsync.app.console_server import start_console
 from vitalsync.app.runtime import Runtime
 from vitalsync.app.senders import start_webhooks
 from vitalsync.core import systemd
@@ -84,6 +85,7 @@ def run_forever(runtime: Runtime) -> int:
     if pushing:  # a push source (HL7) applies each message to the mirror as it arrives
         runtime.connector.start(sink=pushed_sink(runtime.engine, runtime.clock))
     webhooks = start_webhooks(runtime.config, runtime.engine, runtime.clock)
+    console = start_console(runtime.config, runtime.engine, runtime.clock)
     scheduler.start()
     initial.start()
     systemd.ready()
@@ -99,6 +101,8 @@ def run_forever(runtime: Runtime) -> int:
         runtime.connector.stop()  # the message in progress is stored and acknowledged first
     if webhooks is not None:
         webhooks.stop()
+    if console is not None:
+        console.stop()
     initial.join()
     runtime.engine.dispose()
     log.info("daemon_stopped", job="all")

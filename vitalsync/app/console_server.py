@@ -1,0 +1,28 @@
+"""Serving the front desk's console next to the daemon (``[console] enabled``), or over the demo."""
+
+from __future__ import annotations
+
+from vitalsync.console.web import console_app
+from vitalsync.core.clock import Clock
+from vitalsync.core.config import Config
+from vitalsync.core.errors import ConfigError, PersonMustAct
+from vitalsync.core.secrets import read_secret
+from vitalsync.status.webhooks import serve
+
+
+def start_console(config: Config, engine, clock: Clock, *, listen: str | None = None, force: bool = False):
+    """Serve the console on [console] listen in a thread; the started server, or None when not enabled."""
+    if not (config.console.enabled or force):
+        return None
+    secret = read_secret("console_secret_key", config.console.secret_key_file, key="console.secret_key_file",
+                         config_path=config.path, required=True)
+    if len(secret) < 32:
+        raise ConfigError(f"{config.path}: console.secret_key_file: the secret is too short (32 characters at least)")
+    listen = listen or config.console.listen
+    host, _, port = listen.rpartition(":")
+    if not port.isdigit():
+        raise ConfigError(f"{config.path}: console.listen: expected host:port, got {listen!r}")
+    try:
+        return serve(console_app(engine, config, clock, secret), host or "127.0.0.1", int(port))
+    except RuntimeError:
+        raise PersonMustAct(f"the console cannot listen on {listen} (in use?); change [console] listen") from None
