@@ -105,10 +105,11 @@ def _row(message: Message, appointments: list[str], events) -> dict:
 def report(engine: Engine, where: Filter) -> list[dict]:
     """Per message kind: how many were sent, reached, answered, with rates over those sent."""
     with session(engine) as db:
-        rows = db.exec(where.apply(select(Message.kind, Message.status))).all()
+        rows = db.exec(where.apply(select(Message.kind, Message.status, func.count()).select_from(Message))
+                       .group_by(Message.kind, Message.status)).all()
     counts: dict[str, Counter] = defaultdict(Counter)
-    for kind, status in rows:
-        counts[kind][status] += 1
+    for kind, status, number in rows:
+        counts[kind][status] += number
     result = []
     for kind in sorted(counts):
         c = counts[kind]

@@ -8,11 +8,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
 from vitalsync.mirror.tables import when
+from vitalsync.queue.tables import Message
 
 ROLES = ("admin", "front_desk", "provider")
+
+#: The console's log and queue pages list one status in send order, a page at a time: with this
+#: index that is a range read instead of sorting every message of the status (50,000 in the bench).
+Index("ix_message_status_send_at", Message.__table__.c.status, Message.__table__.c.send_at)
 
 
 class StaffUser(SQLModel, table=True):

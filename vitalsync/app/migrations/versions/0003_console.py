@@ -17,6 +17,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('message', schema=None) as batch_op:
+        batch_op.create_index('ix_message_status_send_at', ['status', 'send_at'], unique=False)
     op.create_table('audit_entry',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('at', vitalsync.core.db.UTCDateTime(), nullable=False),
@@ -78,3 +80,5 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_audit_entry_at'))
 
     op.drop_table('audit_entry')
+    with op.batch_alter_table('message', schema=None) as batch_op:
+        batch_op.drop_index('ix_message_status_send_at')
