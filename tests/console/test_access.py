@@ -3,6 +3,7 @@ the rest; every form needs its CSRF token; wrong passwords lock an account."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -150,3 +151,31 @@ def test_viewing_a_patient_is_audited_without_patient_details(as_user, practice)
         entries = db.exec(select(AuditEntry).where(AuditEntry.action == "view_patient")).all()
     assert [(e.target, e.user_id is not None) for e in entries] == [("patient:1", True)]
     assert all("Ann" not in e.detail + e.target for e in entries)
+
+
+def test_the_queue_acts_only_on_the_count_its_preview_showed(as_user, practice):
+    from vitalsync.console.queries import Filter, count
+    client = as_user("fran")
+    token = csrf_of(client.get("/queue").text)
+    preview = client.post("/queue/preview", data={"csrf": token, "action": "cancel", "patient": "1"})
+    shown = int(re.search(r'id="affected">(\d+)<', preview.text).group(1))
+    assert shown == count(practice.engine, Filter(patient="1", status="not_sent")) > 0
+    stale = client.post("/queue/apply", data={"csrf": token, "action": "cancel", "patient": "1", "expected": str(shown + 1)})
+    assert stale.status_code == 409
+    assert count(practice.engine, Filter(patient="1", status="not_sent")) == shown
+    done = client.post("/queue/apply", data={"csrf": token, "action": "cancel", "patient": "1", "expected": str(shown)})
+    assert done.status_code == 303 and done.headers["location"].endswith(f"done=cancel:{shown}")
+    assert count(practice.engine, Filter(patient="1", status="not_sent")) == 0
+    assert count(practice.engine, Filter(patient="2", status="not_sent")) > 0
+
+
+def test_the_queue_moves_pending_messages_to_a_clinic_time(as_user, practice):
+    from vitalsync.console.queries import Filter, pending
+    client = as_user("fran")
+    token = csrf_of(client.get("/queue").text)
+    form = {"csrf": token, "action": "move", "move_to": "2026-03-02T15:30", "patient": "2"}
+    shown = re.search(r'id="affected">(\d+)<', client.post("/queue/preview", data=form).text).group(1)
+    assert client.post("/queue/apply", data={**form, "expected": shown}).status_code == 303
+    moved = pending(practice.engine, Filter(patient="2"))
+    assert len(moved) == int(shown) > 0
+    assert {row["send_at"] for row in moved} == {"2026-03-02T20:30:00+00:00"}  # 15:30 in New York

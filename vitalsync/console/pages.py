@@ -166,7 +166,7 @@ def queue_preview(page: Page) -> Response:
         return Response("Choose cancel, or move with a valid time.", status_code=400)
     affected = queries.count(page.console.engine, replace(where, status=MessageStatus.NOT_SENT.value))
     return page.render("queue_preview.html", echo=echo, action=action[0], move_to=page.form.get("move_to", ""),
-                       to=action[1], affected=affected)
+                       to=action[1], affected=affected, changed=False)
 
 
 @guarded("queue")
@@ -176,6 +176,10 @@ def queue_apply(page: Page) -> Response:
     if action is None:
         return Response("Choose cancel, or move with a valid time.", status_code=400)
     verb, to = action
+    affected = queries.count(page.console.engine, replace(where, status=MessageStatus.NOT_SENT.value))
+    if page.form.get("expected") != str(affected):  # messages were sent or planned since the preview
+        return page.render("queue_preview.html", status=409, echo=echo, action=verb, move_to=page.form.get("move_to", ""),
+                           to=to, affected=affected, changed=True)
     if verb == "cancel":
         done = queries.cancel_pending(page.console.engine, where, page.now, f"{page.user.name} (console)")
     else:
