@@ -1,7 +1,9 @@
-"""Serving the front desk's console next to the daemon (``[console] enabled``), or over the demo."""
+"""Serving the front desk's console next to the daemon (``[console] enabled``), or over the demo,
+and the staff alerts it sends."""
 
 from __future__ import annotations
 
+from vitalsync.console.alerts import AlertReport, alerts_once
 from vitalsync.console.web import console_app
 from vitalsync.core.clock import Clock
 from vitalsync.core.config import Config
@@ -26,3 +28,18 @@ def start_console(config: Config, engine, clock: Clock, *, listen: str | None = 
         return serve(console_app(engine, config, clock, secret), host or "127.0.0.1", int(port))
     except RuntimeError:
         raise PersonMustAct(f"the console cannot listen on {listen} (in use?); change [console] listen") from None
+
+
+def alert_step(runtime):
+    """The daemon's alerts step: through the email sender, or with [sender] type = "fake" a fake
+    that only records (a simulated patient must not 'reply' to a staff email)."""
+    from vitalsync.dispatch.fake import FakeSender
+
+    if runtime.config.sender.type == "fake" or not runtime.senders or "email" not in runtime.senders:
+        sender = FakeSender(clock=runtime.clock, simulate=False)
+    else:
+        sender = runtime.senders["email"]
+
+    def step() -> AlertReport:
+        return alerts_once(runtime.engine, sender, runtime.config, runtime.clock.now())
+    return step

@@ -16,7 +16,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from vitalsync.app.console_server import start_console
+from vitalsync.app.console_server import alert_step, start_console
 from vitalsync.app.runtime import Runtime
 from vitalsync.app.senders import start_webhooks
 from vitalsync.core import systemd
@@ -73,6 +73,8 @@ def run_forever(runtime: Runtime) -> int:
     scheduler.add_job(_guarded("dispatch", steps["dispatch"]), IntervalTrigger(seconds=config.dispatch_seconds), id="dispatch")
     scheduler.add_job(_guarded("status", steps["status"]), IntervalTrigger(seconds=config.dispatch_seconds), id="status")
     scheduler.add_job(_guarded("reconcile", steps["reconcile"]), IntervalTrigger(minutes=config.plan_minutes), id="reconcile")
+    if runtime.config.console.enabled:
+        scheduler.add_job(_guarded("alerts", alert_step(runtime)), IntervalTrigger(minutes=config.plan_minutes), id="alerts")
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

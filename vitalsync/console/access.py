@@ -1,7 +1,7 @@
 """Who may do what: roles give pages, locations and a provider key narrow the rows.
 
 admin: the users page and everything else; front_desk: every page but users; provider: today,
-the log and the patient page, only for their own patients.
+the log and the patient page, only for their own patients. Everyone sets their own alerts.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from vitalsync.console.tables import StaffUser
 from vitalsync.core.db import session
 from vitalsync.mirror.tables import Appointment
 
-FRONT_DESK = frozenset({"today", "log", "report", "attention", "queue", "patient", "sync"})
-PAGES = {"admin": FRONT_DESK | {"users"}, "front_desk": FRONT_DESK, "provider": frozenset({"today", "log", "patient"})}
+FRONT_DESK = frozenset({"today", "log", "report", "attention", "queue", "patient", "sync", "alerts"})
+PAGES = {"admin": FRONT_DESK | {"users"}, "front_desk": FRONT_DESK,
+         "provider": frozenset({"today", "log", "patient", "alerts"})}
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from starlette.routing import Route
 from vitalsync.console import accounts, queries
 from vitalsync.console.access import may_see_patient
 from vitalsync.console.attention import attention, mark_handled
-from vitalsync.console.tables import ROLES
+from vitalsync.console.tables import ALERT_EVENTS, ANY_KIND, ROLES, AlertChoice, StaffUser
 from vitalsync.console.timeline import patient_page
 from vitalsync.console.today import day_bounds, today
 from vitalsync.console.web import Page, guarded
@@ -237,6 +237,34 @@ def users_disable(page: Page) -> Response:
     return RedirectResponse("/users", status_code=303)
 
 
+@guarded("alerts")
+def alerts_page(page: Page) -> Response:
+    with session(page.console.engine) as db:
+        chosen = {(c.event, c.kind) for c in db.exec(select(AlertChoice).where(AlertChoice.user_id == page.user.id))}
+    return page.render("alerts.html", chosen=chosen, events=ALERT_EVENTS, any_kind=ANY_KIND,
+                       kinds=sorted(page.console.config.message_kinds.enabled), saved=page.query.get("saved") == "1")
+
+
+@guarded("alerts")
+def alerts_save(page: Page) -> Response:
+    """Replace the user's choices with the ticked boxes (``event|kind``); unknown events are ignored."""
+    kinds = set(page.console.config.message_kinds.enabled) | {ANY_KIND}
+    ticked = {tuple(value.split("|", 1)) for key, value in page.form_items if key == "choice" and "|" in value}
+    ticked = {(event, kind) for event, kind in ticked if event in ALERT_EVENTS and kind in kinds}
+    with session(page.console.engine) as db:
+        for old in db.exec(select(AlertChoice).where(AlertChoice.user_id == page.user.id)):
+            db.delete(old)
+        db.flush()
+        db.add_all(AlertChoice(user_id=page.user.id, event=event, kind=kind) for event, kind in ticked)
+        user = db.get(StaffUser, page.user.id)
+        user.daily_summary = page.form.get("daily_summary") == "1"
+        user.email = page.form.get("email", "").strip()
+        db.add(user)
+        db.commit()
+    page.audit("set_alerts", target=f"user:{page.user.id}", detail=f"{len(ticked)} choices")
+    return RedirectResponse("/alerts?saved=1", status_code=303)
+
+
 def _query(echo: dict) -> str:
     from urllib.parse import urlencode
     return urlencode({k: v for k, v in echo.items() if v})
@@ -257,4 +285,6 @@ ROUTES = [
     Route("/users", users_page),
     Route("/users/add", users_add, methods=["POST"]),
     Route("/users/disable", users_disable, methods=["POST"]),
+    Route("/alerts", alerts_page),
+    Route("/alerts", alerts_save, methods=["POST"]),
 ]

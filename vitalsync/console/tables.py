@@ -31,6 +31,7 @@ class StaffUser(SQLModel, table=True):
     provider_key: str | None = None  #: for a provider: the PMS provider they are
     locations: str = ""  #: space-separated PMS location keys this user may see; empty: every location
     email: str = ""  #: where staff alerts go (none without it)
+    daily_summary: bool = False  #: a summary email every morning ([console] summary_at)
     active: bool = True
     failed_logins: int = 0  #: wrong passwords in a row
     locked_until: datetime | None = when(nullable=True)
@@ -75,4 +76,29 @@ class HandledMark(SQLModel, table=True):
 
     item: str = Field(primary_key=True)  #: "reply:ID" or "message:ID"
     user_id: int = Field(foreign_key="staff_user.id")
+    at: datetime = when()
+
+
+ALERT_EVENTS = ("declined", "unreachable", "unrecognised")
+ANY_KIND = "*"
+
+
+class AlertChoice(SQLModel, table=True):
+    """One user's 'email me when' choice: an event for one message kind, or for any kind ('*')."""
+
+    __tablename__ = "alert_choice"
+
+    user_id: int = Field(foreign_key="staff_user.id", primary_key=True)
+    event: str = Field(primary_key=True)  #: one of ALERT_EVENTS
+    kind: str = Field(primary_key=True)  #: a message kind, or ANY_KIND
+
+
+class AlertSent(SQLModel, table=True):
+    """An alert or summary emailed to a user, so each goes once: item is "event:ID", "reply:ID" or
+    "summary:YYYY-MM-DD"."""
+
+    __tablename__ = "alert_sent"
+
+    user_id: int = Field(foreign_key="staff_user.id", primary_key=True)
+    item: str = Field(primary_key=True)
     at: datetime = when()

@@ -74,7 +74,11 @@ class Page:
     request: Request
     user: StaffUser
     sess: StaffSession
-    form: dict[str, str]
+    form_items: list[tuple[str, str]]  #: the posted fields in order, repeated names included
+
+    @property
+    def form(self) -> dict[str, str]:
+        return dict(self.form_items)
 
     @property
     def query(self):
@@ -127,7 +131,8 @@ def guarded(page: str | None):
     return wrap
 
 
-def _run(request: Request, form: dict, page: str | None, fn) -> Response:
+def _run(request: Request, form_items: list, page: str | None, fn) -> Response:
+    form = dict(form_items)
     console: Console = request.app.state.console
     found = accounts.session_user(console.engine, request.cookies.get(SESSION_COOKIE), console.clock.now(),
                                   console.config.console)
@@ -140,18 +145,18 @@ def _run(request: Request, form: dict, page: str | None, fn) -> Response:
     if request.method == "POST" and not hmac.compare_digest(form.get("csrf", ""), sess.csrf):
         log.warning("csrf_refused", user_id=user.id)
         return _secured(Response("The form's security token is missing or stale; reload the page.", status_code=403))
-    view = Page(console, request, user, sess, form)
+    view = Page(console, request, user, sess, form_items)
     if page and not may_open(user, page):
         console.audit(user, "refused", target=page)
         return _secured(view.render("denied.html", status=403))
     return _secured(fn(view))
 
 
-async def _form(request: Request) -> dict[str, str]:
+async def _form(request: Request) -> list[tuple[str, str]]:
     if request.method != "POST":
-        return {}
+        return []
     body = await request.body()
-    return dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
+    return parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True)
 
 
 def _secured(response: Response) -> Response:
@@ -166,7 +171,7 @@ def _login_token(console: Console, nonce: str) -> str:
 
 async def login(request: Request) -> Response:
     console: Console = request.app.state.console
-    form = await _form(request)
+    form = dict(await _form(request))
     return await run_in_threadpool(_login, console, request, form)
 
 

@@ -182,6 +182,9 @@ class ConsoleConfig(Section):
     login_attempts_per_minute: int = Field(20, ge=1, description=(
         "Login attempts accepted from one address per minute; more get 'too many requests'."))
     page_size: int = Field(50, ge=10, le=500, description="Rows per page in the message log and the queue.")
+    public_url: str = Field("", description=(
+        "The console's address as staff open it (https://...), for links in alert emails; empty: no links."))
+    summary_at: time = Field(time(7, 30), description="When the daily summary email goes out, clinic time.")
 
 
 class LogConfig(Section):

@@ -1,4 +1,4 @@
-"""console: staff accounts, their sessions, the audit log, handled marks
+"""console: staff accounts, their sessions, the audit log, handled marks, alert choices
 
 Revision ID: 0003_console
 Revises: 0002
@@ -40,6 +40,7 @@ def upgrade() -> None:
     sa.Column('provider_key', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('locations', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('email', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('daily_summary', sa.Boolean(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('failed_logins', sa.Integer(), nullable=False),
     sa.Column('locked_until', vitalsync.core.db.UTCDateTime(), nullable=True),
@@ -66,9 +67,25 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('staff_session', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_staff_session_user_id'), ['user_id'], unique=False)
+    op.create_table('alert_choice',
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('event', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['staff_user.id'], ),
+    sa.PrimaryKeyConstraint('user_id', 'event', 'kind')
+    )
+    op.create_table('alert_sent',
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('item', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('at', vitalsync.core.db.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['staff_user.id'], ),
+    sa.PrimaryKeyConstraint('user_id', 'item')
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('alert_sent')
+    op.drop_table('alert_choice')
     with op.batch_alter_table('staff_session', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_staff_session_user_id'))
 
