@@ -179,3 +179,10 @@ def test_the_queue_moves_pending_messages_to_a_clinic_time(as_user, practice):
     moved = pending(practice.engine, Filter(patient="2"))
     assert len(moved) == int(shown) > 0
     assert {row["send_at"] for row in moved} == {"2026-03-02T20:30:00+00:00"}  # 15:30 in New York
+
+
+def test_the_login_sends_back_only_to_our_own_pages(client):
+    for target in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
+        token = csrf_of(client.get("/login").text)
+        response = client.post(f"/login?next={target}", data={"csrf": token, "name": "fran", "password": PASSWORD})
+        assert response.headers["location"] == "/today"

@@ -71,6 +71,7 @@ def today_page(page: Page) -> Response:
     for group in groups:
         for appointment in group["appointments"]:
             counts[appointment["state"]] = counts.get(appointment["state"], 0) + 1
+    page.audit("view_today", detail=day.isoformat())
     return page.render("today.html", day=day, groups=groups, counts=counts, previous=day - timedelta(days=1),
                        next=day + timedelta(days=1), is_today=day == local_today)
 
@@ -83,6 +84,7 @@ def log_page(page: Page) -> Response:
     total = queries.count(page.console.engine, where)
     rows = queries.message_log(page.console.engine, where, history=False, limit=size, offset=(number - 1) * size,
                                newest_first=True)
+    page.audit("view_log", target=f"patient:{echo['patient']}" if echo["patient"] else "", detail=_described(echo))
     return page.render("log.html", rows=rows, names=_names(page, (r["patient"] for r in rows)), echo=echo, total=total,
                        number=number, pages=max(1, -(-total // size)), query=_query(echo), **_choices(page))
 
@@ -97,7 +99,8 @@ def log_csv(page: Page) -> Response:
     for row in rows:
         writer.writerow([" ".join(map(str, value)) if isinstance(value, list) else ("" if value is None else value)
                          for value in (row[c] for c in queries.LOG_COLUMNS)])
-    page.audit("export_log", detail=f"{len(rows)} rows; " + " ".join(f"{k}={v}" for k, v in echo.items() if v and k != "patient"))
+    page.audit("export_log", target=f"patient:{echo['patient']}" if echo["patient"] else "",
+               detail=f"{len(rows)} rows; {_described(echo)}")
     stamp = page.now.astimezone(page.console.zone).strftime("%Y%m%d-%H%M")
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="vitalsync-log-{stamp}.csv"'})
@@ -117,6 +120,7 @@ def report_page(page: Page) -> Response:
 def attention_page(page: Page) -> Response:
     handled = page.query.get("handled") == "1"
     items = attention(page.console.engine, page.now, page.scope, handled=handled)
+    page.audit("view_attention", detail=f"{len(items)} items")
     return page.render("attention.html", items=items, handled=handled,
                        names=_names(page, (i["patient"] for i in items if i["patient"])))
 
@@ -140,6 +144,7 @@ def queue_page(page: Page) -> Response:
     number = max(1, int(page.query.get("page", "1")) if page.query.get("page", "1").isdigit() else 1)
     total = queries.count(page.console.engine, where)
     rows = queries.message_log(page.console.engine, where, history=False, limit=size, offset=(number - 1) * size)
+    page.audit("view_queue", target=f"patient:{echo['patient']}" if echo["patient"] else "", detail=_described(echo))
     return page.render("queue.html", rows=rows, names=_names(page, (r["patient"] for r in rows)), echo=echo, total=total,
                        number=number, pages=max(1, -(-total // size)), query=_query(echo), done=page.query.get("done"),
                        **_choices(page))
@@ -184,8 +189,8 @@ def queue_apply(page: Page) -> Response:
         done = queries.cancel_pending(page.console.engine, where, page.now, f"{page.user.name} (console)")
     else:
         done = queries.move_pending(page.console.engine, where, to)
-    filters = " ".join(f"{k}={v}" for k, v in echo.items() if v and k != "patient") + (" patient=given" if echo["patient"] else "")
-    page.audit(f"{verb}_queue", target=f"patient:{echo['patient']}" if echo["patient"] else "", detail=f"{done} messages; {filters}")
+    page.audit(f"{verb}_queue", target=f"patient:{echo['patient']}" if echo["patient"] else "",
+               detail=f"{done} messages; {_described(echo)}")
     return RedirectResponse(f"/queue?{_query(echo)}&done={verb}:{done}", status_code=303)
 
 
@@ -263,6 +268,11 @@ def alerts_save(page: Page) -> Response:
         db.commit()
     page.audit("set_alerts", target=f"user:{page.user.id}", detail=f"{len(ticked)} choices")
     return RedirectResponse("/alerts?saved=1", status_code=303)
+
+
+def _described(echo: dict) -> str:
+    """The filters for the audit log; the patient is its target, by key."""
+    return " ".join(f"{key}={value}" for key, value in echo.items() if value and key != "patient")
 
 
 def _query(echo: dict) -> str:

@@ -177,12 +177,13 @@ async def login(request: Request) -> Response:
 
 def _login(console: Console, request: Request, form: dict) -> Response:
     target = request.query_params.get("next", "/today")
-    if not target.startswith("/") or target.startswith("//"):
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:  # only our own pages
         target = "/today"
     nonce = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(16)
     error, status = "", 200
     if request.method == "POST":
-        if not hmac.compare_digest(form.get("csrf", ""), _login_token(console, request.cookies.get(LOGIN_COOKIE, ""))):
+        cookie = request.cookies.get(LOGIN_COOKIE)
+        if not cookie or not hmac.compare_digest(form.get("csrf", ""), _login_token(console, cookie)):
             return _secured(Response("The form's security token is missing or stale; reload the page.", status_code=403))
         if not console.limiter.allow(request.client.host if request.client else "?"):
             error, status = "Too many attempts from this computer. Wait a minute and try again.", 429
