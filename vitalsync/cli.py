@@ -72,6 +72,7 @@ def parser() -> argparse.ArgumentParser:
     why.add_argument("--format", choices=["table", "json"], default="table")
     command("check", "Check the config, database, connector, message kinds and templates.")
     user = command("user", "Staff accounts of the console: add, list, disable.")
+    user.allow_abbrev = False  # `--password X` must be an error, not an abbreviation of --password-file
     user.add_argument("action", choices=["add", "list", "disable"])
     user.add_argument("name", nargs="?", help="the login name (add, disable)")
     user.add_argument("--role", choices=["admin", "front_desk", "provider"], default="front_desk",

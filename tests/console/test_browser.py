@@ -90,6 +90,12 @@ def test_every_page_renders_after_login(page):
         assert heading in page.inner_text("h1")
         shot(page, name)
     assert page.goto("/report").ok and page.locator("svg.chart rect").count() > 3
+    page.set_viewport_size({"width": 820, "height": 1180})  # a tablet held upright
+    for path in ("/today", "/log"):
+        page.goto(path)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 820 + 1, f"{path} scrolls sideways on a tablet"
+        shot(page, f"{path.strip('/')}-tablet")
+    page.set_viewport_size({"width": 1280, "height": 900})
     page.goto("/log")
     page.click("table.messages tbody tr:first-child td:nth-child(3) a")
     assert page.url.count("/patient/") == 1 and page.locator("ol.timeline li").count() > 0
