@@ -33,7 +33,7 @@ DAYS, SEED, START = 2, 3, "2026-11-26"
 STATUSES = {"not_sent", "sent", "received", "not_received", "confirmed", "declined", "cancelled", "skipped", "failed"}
 LOG_FIELDS = {"id", "kind", "channel", "status", "patient", "appointments", "answers", "send_at", "sent_at", "status_at",
               "attempts", "reason", "history"}
-SUBCOMMANDS = ["demo", "run", "sync", "plan", "dispatch", "log", "report", "why", "queue", "check", "config"]
+SUBCOMMANDS = ["demo", "run", "sync", "plan", "dispatch", "log", "report", "why", "queue", "check", "config", "user"]
 ENV = {k: v for k, v in os.environ.items()
        if k not in ("VITALSYNC_CONFIG", "VITALSYNC_DATABASE_PASSWORD", "CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET",
                     "WATCHDOG_USEC", "WATCHDOG_PID")}

@@ -12,7 +12,7 @@ import socket
 import pytest
 from sqlmodel import select
 
-from vitalsync.app.views import Filter, message_log
+from vitalsync.console.queries import Filter, message_log
 from vitalsync.core.db import session
 from vitalsync.dispatch.fake_twilio import FakeTwilio
 from vitalsync.queue.tables import Message, MessageEvent, MessageTarget

@@ -16,7 +16,7 @@ from sqlalchemy import func
 from sqlmodel import select
 from tenacity import wait_none
 
-from vitalsync.app.views import Filter, message_log, sync_runs, why
+from vitalsync.console.queries import Filter, message_log, sync_runs, why
 from vitalsync.core.db import session
 from vitalsync.core.errors import RetryLater, SyncHeld
 from vitalsync.core.vocab import AppointmentStatus, Channel, MessageStatus

@@ -38,6 +38,9 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=int, default=3, help="days to simulate (default 3)")
     demo.add_argument("--seed", type=int, default=7, help="the practice and its patients (default 7)")
     demo.add_argument("--start", type=datetime.fromisoformat, help="first simulated day, YYYY-MM-DD (default today)")
+    demo.add_argument("--serve", action="store_true",
+                      help="then serve the console over the demo data until Ctrl-C (an 'admin' login is made)")
+    demo.add_argument("--listen", default="127.0.0.1:8089", help="with --serve: host:port (default 127.0.0.1:8089)")
 
     run = command("run", "Run the service: nightly full sync, incremental syncs, planning, dispatch.")
     run.add_argument("--once", action="store_true", help="run each stage once, in order, and exit")
@@ -68,6 +71,17 @@ def parser() -> argparse.ArgumentParser:
     why.add_argument("--appointment", required=True, help="the PMS appointment key")
     why.add_argument("--format", choices=["table", "json"], default="table")
     command("check", "Check the config, database, connector, message kinds and templates.")
+    user = command("user", "Staff accounts of the console: add, list, disable.")
+    user.allow_abbrev = False  # `--password X` must be an error, not an abbreviation of --password-file
+    user.add_argument("action", choices=["add", "list", "disable"])
+    user.add_argument("name", nargs="?", help="the login name (add, disable)")
+    user.add_argument("--role", choices=["admin", "front_desk", "provider"], default="front_desk",
+                      help="admin: users and settings; front_desk: everything else; provider: own patients only")
+    user.add_argument("--provider", help="provider accounts: the PMS provider key")
+    user.add_argument("--locations", default="", help="location keys this user may see, comma-separated (default all)")
+    user.add_argument("--email", default="", help="where this user's alerts go")
+    user.add_argument("--password-file", type=Path,
+                      help="read the password from this file's first line (default: ask twice on the terminal)")
     config = command("config", "Configuration helpers.")
     config.add_argument("action", choices=["example"], help="example: print a config with every key described")
     return top

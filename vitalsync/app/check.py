@@ -80,7 +80,7 @@ def _templates(kinds, config, build_context, render):
 
 
 def _last_sync(engine) -> None:
-    from vitalsync.app.views import sync_runs
+    from vitalsync.console.queries import sync_runs
     runs = sync_runs(engine, 1)
     if not runs:
         print("INFO  last sync: none yet (run `vitalsync sync --config PATH`)")

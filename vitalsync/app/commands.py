@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import sys
 
-from vitalsync.app import views
+from vitalsync.console import queries
 from vitalsync.app.output import LOG_COLUMNS, Progress, emit
 from vitalsync.core.config import load_config
 from vitalsync.core.log import setup
@@ -23,6 +23,9 @@ def dispatch(args) -> int:
     if args.command == "check":
         from vitalsync.app.check import check
         return check(config)
+    if args.command == "user":
+        from vitalsync.app.users import user_command
+        return user_command(config, args)
     from vitalsync.app.runtime import build
     runtime = build(config)
     return COMMANDS[args.command](runtime, args)
@@ -36,7 +39,7 @@ def demo(args) -> int:
     config = result.config_path
     me = "vitalsync" if shutil.which("vitalsync") else sys.argv[0]
     print(f"\nDemo practice simulated for {result.days} days from {result.start} (seed {args.seed}).\n")
-    emit(views.report(result.runtime.engine, views.Filter()), "table",
+    emit(queries.report(result.runtime.engine, queries.Filter()), "table",
          ["kind", "planned", "sent", "received", "not_received", "confirmed", "declined", "pending", "cancelled", "skipped", "failed"])
     print(f"""
 Home: {result.home}{'' if args.home else '  (temporary; pass --home DIR to keep it)'}
@@ -46,11 +49,14 @@ Next:
   {me} report --config {config}                   confirm / decline rates per kind
   {me} why --config {config} --appointment KEY    why an appointment got what it got
   {me} queue --config {config}                    what is still to be sent""")
+    if args.serve:
+        from vitalsync.app.users import serve_demo
+        return serve_demo(result, args.listen)
     return 0
 
 
-def _filter(args) -> views.Filter:
-    return views.Filter(kind=args.kind, status=getattr(args, "status", None), channel=args.channel,
+def _filter(args) -> queries.Filter:
+    return queries.Filter(kind=args.kind, status=getattr(args, "status", None), channel=args.channel,
                         since=args.since, until=args.until, patient=args.patient)
 
 
@@ -70,7 +76,7 @@ def sync(runtime, args) -> int:
     finally:
         progress(1, 1)
         if report is not None:
-            emit(views.sync_runs(runtime.engine, 1), "table", ["mode", "outcome", "rows_read", "changed", "removed", "rejected", "seconds"])
+            emit(queries.sync_runs(runtime.engine, 1), "table", ["mode", "outcome", "rows_read", "changed", "removed", "rejected", "seconds"])
     if report is None:
         print("another vitalsync process is syncing now; not synced (try again when it is done)")
         return 1
@@ -99,20 +105,20 @@ def dispatch_due(runtime, args) -> int:
 
 
 def log(runtime, args) -> int:
-    rows = views.message_log(runtime.engine, _filter(args), history=args.format == "json")
+    rows = queries.message_log(runtime.engine, _filter(args), history=args.format == "json")
     emit(rows, args.format, LOG_COLUMNS + (["history"] if args.format == "json" else []))
     return 0
 
 
 def report(runtime, args) -> int:
-    rows = views.report(runtime.engine, _filter(args))
+    rows = queries.report(runtime.engine, _filter(args))
     emit(rows, args.format, None if args.format == "json" else [
         "kind", "sent", "received", "not_received", "confirmed", "declined", "received_rate", "confirm_rate", "decline_rate"])
     return 0
 
 
 def why(runtime, args) -> int:
-    trace = views.why(runtime.engine, args.appointment)
+    trace = queries.why(runtime.engine, args.appointment)
     if args.format == "json":
         emit([trace], "json")
         return 0
@@ -125,7 +131,7 @@ def why(runtime, args) -> int:
 
 def queue(runtime, args) -> int:
     where = _filter(args)
-    rows = views.pending(runtime.engine, where)
+    rows = queries.pending(runtime.engine, where)
     if not (args.cancel or args.move_to):
         emit(rows, args.format, LOG_COLUMNS)
         return 0
@@ -137,9 +143,9 @@ def queue(runtime, args) -> int:
         if input(f"{verb} {len(rows)} pending messages? [y/N] ").strip().lower() != "y":
             return 1
     if args.cancel:
-        done = views.cancel_pending(runtime.engine, where, runtime.clock.now(), "the command line")
+        done = queries.cancel_pending(runtime.engine, where, runtime.clock.now(), "the command line")
     else:
-        done = views.move_pending(runtime.engine, where, args.move_to)
+        done = queries.move_pending(runtime.engine, where, args.move_to)
     print(f"{verb}: {done} messages")
     return 0
 

@@ -16,6 +16,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from vitalsync.app.console_server import alert_step, start_console
 from vitalsync.app.runtime import Runtime
 from vitalsync.app.senders import start_webhooks
 from vitalsync.core import systemd
@@ -72,6 +73,8 @@ def run_forever(runtime: Runtime) -> int:
     scheduler.add_job(_guarded("dispatch", steps["dispatch"]), IntervalTrigger(seconds=config.dispatch_seconds), id="dispatch")
     scheduler.add_job(_guarded("status", steps["status"]), IntervalTrigger(seconds=config.dispatch_seconds), id="status")
     scheduler.add_job(_guarded("reconcile", steps["reconcile"]), IntervalTrigger(minutes=config.plan_minutes), id="reconcile")
+    if runtime.config.console.enabled:
+        scheduler.add_job(_guarded("alerts", alert_step(runtime)), IntervalTrigger(minutes=config.plan_minutes), id="alerts")
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -84,6 +87,7 @@ def run_forever(runtime: Runtime) -> int:
     if pushing:  # a push source (HL7) applies each message to the mirror as it arrives
         runtime.connector.start(sink=pushed_sink(runtime.engine, runtime.clock))
     webhooks = start_webhooks(runtime.config, runtime.engine, runtime.clock)
+    console = start_console(runtime.config, runtime.engine, runtime.clock)
     scheduler.start()
     initial.start()
     systemd.ready()
@@ -99,6 +103,8 @@ def run_forever(runtime: Runtime) -> int:
         runtime.connector.stop()  # the message in progress is stored and acknowledged first
     if webhooks is not None:
         webhooks.stop()
+    if console is not None:
+        console.stop()
     initial.join()
     runtime.engine.dispose()
     log.info("daemon_stopped", job="all")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -32,6 +33,11 @@ phone = "(212) 555-0100"
 [sender]
 type = "fake"
 seed = {seed}
+
+[console]
+enabled = true
+listen = "127.0.0.1:8089"
+secret_key_file = "console.key"
 """
 
 
@@ -51,6 +57,10 @@ def make_home(home: Path | None, seed: int, start: date) -> Path:
         stale.unlink()
     path = home / "config.toml"
     path.write_text(CONFIG.format(seed=seed, start=start.isoformat()), encoding="utf-8")
+    key = home / "console.key"
+    if not key.exists():
+        key.touch(mode=0o600)
+        key.write_text(secrets.token_hex(32), encoding="utf-8")
     return path
 
 

@@ -6,7 +6,7 @@ import csv
 import json
 import sys
 
-LOG_COLUMNS = ["id", "kind", "channel", "status", "patient", "appointments", "send_at", "reason"]
+from vitalsync.console.queries import LOG_COLUMNS  # noqa: F401  (the CLI's and the console's columns)
 
 
 def emit(rows: list[dict], fmt: str, columns: list[str] | None = None, out=None) -> None:

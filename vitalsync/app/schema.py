@@ -13,6 +13,7 @@ import vitalsync.mirror.tables  # noqa: F401  (registers the tables)
 import vitalsync.queue.tables  # noqa: F401
 import vitalsync.status.tables  # noqa: F401
 import vitalsync.core.leases  # noqa: F401
+import vitalsync.console.tables  # noqa: F401
 
 metadata = SQLModel.metadata
 

@@ -166,6 +166,30 @@ class WebhooksConfig(Section):
     public_url: str = Field("", description="The address providers call, as they see it (https://...); signatures cover it.")
 
 
+class ConsoleConfig(Section):
+    """The front desk's web console (served by `vitalsync run`): pages behind staff accounts."""
+
+    enabled: bool = Field(False, description=(
+        "Serve the console. Needs a signing secret: secret_key_file, $VITALSYNC_CONSOLE_SECRET_KEY or the "
+        "systemd credential 'console_secret_key'. Staff accounts: `vitalsync user add`."))
+    listen: str = Field("127.0.0.1:8089", description=(
+        "host:port the console listens on. Put it behind a TLS proxy when staff reach it over the network."))
+    secret_key_file: Path | None = Field(None, description=(
+        "File with a long random secret that signs the console's forms (e.g. `openssl rand -hex 32 > console.key`)."))
+    secure_cookies: bool = Field(True, description=(
+        "Send the session cookie only over HTTPS (browsers also allow it on localhost). Turn off only "
+        "on a trusted network without TLS."))
+    session_minutes: int = Field(480, ge=5, le=7 * 24 * 60, description="A login lasts this long without use.")
+    lockout_failures: int = Field(5, ge=1, description="Wrong passwords in a row that lock an account.")
+    lockout_minutes: int = Field(15, ge=1, description="How long a locked account stays locked.")
+    login_attempts_per_minute: int = Field(20, ge=1, description=(
+        "Login attempts accepted from one address per minute; more get 'too many requests'."))
+    page_size: int = Field(50, ge=10, le=500, description="Rows per page in the message log and the queue.")
+    public_url: str = Field("", description=(
+        "The console's address as staff open it (https://...), for links in alert emails; empty: no links."))
+    summary_at: time = Field(time(7, 30), description="When the daily summary email goes out, clinic time.")
+
+
 class LogConfig(Section):
     """Logging (never patient names, numbers, emails or message bodies)."""
 
@@ -189,6 +213,7 @@ class Config(Section):
     twilio: TwilioConfig = TwilioConfig()
     sendgrid: SendGridConfig = SendGridConfig()
     webhooks: WebhooksConfig = WebhooksConfig()
+    console: ConsoleConfig = ConsoleConfig()
     log: LogConfig = LogConfig()
 
     _path: Path = PrivateAttr(Path("config.toml").resolve())

@@ -1,23 +1,25 @@
 """What the front desk reads: the message log, the report per kind, the why of an appointment, the queue.
 
-Each view returns plain dicts (the JSON the CLI prints, documented in the README).
+Each view returns plain dicts: the JSON the CLI prints (documented in the README) and what the
+console's pages render. The CLI and the console share these queries; neither has its own.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, func, update
 from sqlmodel import col, or_, select
 
 from vitalsync.core.db import session
 from vitalsync.core.vocab import MessageStatus
-from vitalsync.mirror.tables import SyncRun
+from vitalsync.mirror.tables import Appointment, SyncRun
 from vitalsync.queue.outbox import transition
 from vitalsync.queue.tables import Decision, Message, MessageEvent, MessageTarget
 
+LOG_COLUMNS = ["id", "kind", "channel", "status", "patient", "appointments", "send_at", "reason"]
 REACHED = (MessageStatus.RECEIVED, MessageStatus.CONFIRMED, MessageStatus.DECLINED)
 
 
@@ -30,6 +32,9 @@ class Filter:
     until: datetime | None = None
     patient: str | None = None
     appointment: str | None = None
+    #: who may see what: only messages about appointments at these locations / with this provider
+    locations: list[str] = field(default_factory=list)
+    provider: str | None = None
 
     def apply(self, query):
         if self.kind:
@@ -48,13 +53,31 @@ class Filter:
         if self.appointment:
             query = query.where(col(Message.id).in_(
                 select(MessageTarget.message_id).where(MessageTarget.appointment_key == self.appointment)))
+        if self.locations or self.provider:
+            scoped = select(MessageTarget.message_id).join(Appointment, Appointment.key == MessageTarget.appointment_key)
+            if self.locations:
+                scoped = scoped.where(col(Appointment.location_key).in_(self.locations))
+            if self.provider:
+                scoped = scoped.where(Appointment.provider_key == self.provider)
+            query = query.where(col(Message.id).in_(scoped))
         return query
 
 
-def message_log(engine: Engine, where: Filter, *, history: bool = True, limit: int | None = None) -> list[dict]:
+def count(engine: Engine, where: Filter) -> int:
     with session(engine) as db:
-        query = where.apply(select(Message)).order_by(Message.send_at, Message.id)
-        messages = db.exec(query.limit(limit) if limit else query).all()
+        return db.exec(where.apply(select(func.count()).select_from(Message))).one()
+
+
+def message_log(engine: Engine, where: Filter, *, history: bool = True, limit: int | None = None, offset: int = 0,
+                newest_first: bool = False) -> list[dict]:
+    """Messages in send order (the console: newest first, a page at a time), each with its
+    appointments and, with ``history``, its status history; three queries whatever the count."""
+    with session(engine) as db:
+        order = (col(Message.send_at).desc(), col(Message.id).desc()) if newest_first else (Message.send_at, Message.id)
+        query = where.apply(select(Message)).order_by(*order)
+        if limit:
+            query = query.limit(limit).offset(offset)
+        messages = db.exec(query).all()
         ids = [m.id for m in messages]
         events, targets, answers = defaultdict(list), defaultdict(list), defaultdict(dict)
         for chunk in range(0, len(ids), 900):
@@ -86,10 +109,11 @@ def _row(message: Message, appointments: list[str], answers: dict[str, str], eve
 def report(engine: Engine, where: Filter) -> list[dict]:
     """Per message kind: how many were sent, reached, answered, with rates over those sent."""
     with session(engine) as db:
-        rows = db.exec(where.apply(select(Message.kind, Message.status))).all()
+        rows = db.exec(where.apply(select(Message.kind, Message.status, func.count()).select_from(Message))
+                       .group_by(Message.kind, Message.status)).all()
     counts: dict[str, Counter] = defaultdict(Counter)
-    for kind, status in rows:
-        counts[kind][status] += 1
+    for kind, status, number in rows:
+        counts[kind][status] += number
     result = []
     for kind in sorted(counts):
         c = counts[kind]

@@ -1,0 +1,188 @@
+"""Who sees what: anonymous visitors only the login page; roles, providers and locations narrow
+the rest; every form needs its CSRF token; wrong passwords lock an account."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+
+from tests.console.conftest import PASSWORD, csrf_of, log_in
+from vitalsync.console.tables import AuditEntry, StaffSession, StaffUser
+from vitalsync.core.db import session
+
+PAGES = ["/today", "/log", "/log.csv", "/report", "/attention", "/queue", "/sync", "/users", "/patient/1"]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_an_anonymous_visitor_is_sent_to_the_login_page(client, path):
+    response = client.get(path)
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/login")
+    assert "Doe" not in response.text
+
+
+def test_the_front_door_leads_an_anonymous_visitor_to_the_login_page(client):
+    page = client.get("/", follow_redirects=True)
+    assert page.url.path == "/login" and 'type="password"' in page.text
+
+
+def test_the_login_page_is_all_an_anonymous_visitor_sees(client):
+    page = client.get("/login")
+    assert page.status_code == 200
+    assert 'type="password"' in page.text and "<nav>" not in page.text
+
+
+def test_an_anonymous_post_is_refused(client):
+    assert client.post("/queue/apply", data={"action": "cancel"}).status_code == 403
+
+
+def test_a_login_sets_a_secure_http_only_same_site_session_cookie(client):
+    response = log_in(client, "fran")
+    assert response.status_code == 303
+    cookie = next(v for k, v in response.headers.multi_items() if k == "set-cookie" and v.startswith("vs_session="))
+    assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=strict" in cookie
+    assert client.get("/today").status_code == 200
+
+
+def test_only_the_hash_of_the_session_token_is_stored(client, practice):
+    log_in(client, "fran")
+    token = client.cookies["vs_session"]
+    with session(practice.engine) as db:
+        stored = db.exec(select(StaffSession.token_hash)).all()
+    assert stored and token not in stored
+
+
+def test_a_provider_sees_their_own_patient_but_not_another_providers(as_user):
+    client = as_user("nora")
+    assert client.get("/patient/1").status_code == 200
+    refused = client.get("/patient/3")
+    assert refused.status_code == 403
+    assert "Cal" not in refused.text
+
+
+def test_a_provider_sees_only_their_own_appointments_today(as_user):
+    today = as_user("nora").get("/today?day=2026-03-03").text
+    assert "Ann Doe" in today and "Ben Doe" in today and "Cal Doe" not in today
+
+
+def test_a_provider_cannot_open_the_queue(as_user):
+    assert as_user("nora").get("/queue").status_code == 403
+
+
+def test_a_location_bound_user_sees_only_that_location(as_user):
+    client = as_user("upton")
+    assert client.get("/patient/1").status_code == 403
+    assert client.get("/patient/3").status_code == 200
+    log = client.get("/log").text
+    assert "Cal Doe" in log and "Ann Doe" not in log
+
+
+def test_a_front_desk_user_cannot_manage_users(as_user):
+    client = as_user("fran")
+    assert client.get("/users").status_code == 403
+    token = csrf_of(client.get("/today").text)
+    refused = client.post("/users/add", data={"csrf": token, "name": "mallory", "role": "admin", "password": PASSWORD})
+    assert refused.status_code == 403
+    assert log_in(client, "mallory").status_code == 401
+
+
+def test_an_admin_adds_and_disables_a_user(as_user, practice):
+    client = as_user("ada")
+    token = csrf_of(client.get("/users").text)
+    assert client.post("/users/add", data={"csrf": token, "name": "newbie", "role": "front_desk",
+                                           "password": PASSWORD}).status_code == 303
+    assert client.post("/users/disable", data={"csrf": token, "name": "newbie"}).status_code == 303
+    with session(practice.engine) as db:
+        assert db.exec(select(StaffUser.active).where(StaffUser.name == "newbie")).one() is False
+        actions = db.exec(select(AuditEntry.action)).all()
+    assert "add_user" in actions and "disable_user" in actions
+
+
+@pytest.mark.parametrize("path,data", [("/attention/handled", {"item": "message:1"}), ("/queue/apply", {"action": "cancel"}),
+                                       ("/users/add", {"name": "x", "role": "admin", "password": PASSWORD}),
+                                       ("/logout", {})])
+def test_a_form_posted_without_its_csrf_token_is_refused(as_user, path, data):
+    client = as_user("ada")
+    assert client.post(path, data=data).status_code == 403
+    assert client.post(path, data={**data, "csrf": "forged"}).status_code == 403
+
+
+def test_a_queue_cancel_without_csrf_changes_nothing(as_user):
+    client = as_user("ada")
+    before = client.get("/queue").text
+    client.post("/queue/apply", data={"action": "cancel"})
+    assert client.get("/queue").text.count('id="message-') == before.count('id="message-') > 0
+
+
+def test_a_login_form_without_its_token_is_refused(client):
+    assert client.post("/login", data={"name": "fran", "password": PASSWORD}).status_code == 403
+
+
+def test_an_account_is_locked_after_repeated_wrong_passwords(client, practice):
+    failures = practice.config.console.lockout_failures
+    for _ in range(failures - 1):
+        assert log_in(client, "fran", "wrong password!").status_code == 401
+    locked = log_in(client, "fran", "wrong password!")
+    assert locked.status_code == 403 and "locked" in locked.text
+    assert log_in(client, "fran").status_code == 403  # even the right password, for now
+    practice.clock.advance(timedelta(minutes=practice.config.console.lockout_minutes + 1))
+    assert log_in(client, "fran").status_code == 303
+
+
+def test_logins_from_one_address_are_rate_limited(client, practice):
+    limit = practice.config.console.login_attempts_per_minute
+    codes = [log_in(client, f"nobody{i}", "wrong password!").status_code for i in range(limit + 1)]
+    assert codes[:limit] == [401] * limit and codes[-1] == 429
+
+
+def test_a_disabled_users_session_ends(as_user, practice):
+    from vitalsync.console.accounts import disable_user
+    client = as_user("fran")
+    disable_user(practice.engine, "fran")
+    assert client.get("/today").status_code == 303
+
+
+def test_viewing_a_patient_is_audited_without_patient_details(as_user, practice):
+    as_user("fran").get("/patient/1")
+    with session(practice.engine) as db:
+        entries = db.exec(select(AuditEntry).where(AuditEntry.action == "view_patient")).all()
+    assert [(e.target, e.user_id is not None) for e in entries] == [("patient:1", True)]
+    assert all("Ann" not in e.detail + e.target for e in entries)
+
+
+def test_the_queue_acts_only_on_the_count_its_preview_showed(as_user, practice):
+    from vitalsync.console.queries import Filter, count
+    client = as_user("fran")
+    token = csrf_of(client.get("/queue").text)
+    preview = client.post("/queue/preview", data={"csrf": token, "action": "cancel", "patient": "1"})
+    shown = int(re.search(r'id="affected">(\d+)<', preview.text).group(1))
+    assert shown == count(practice.engine, Filter(patient="1", status="not_sent")) > 0
+    stale = client.post("/queue/apply", data={"csrf": token, "action": "cancel", "patient": "1", "expected": str(shown + 1)})
+    assert stale.status_code == 409
+    assert count(practice.engine, Filter(patient="1", status="not_sent")) == shown
+    done = client.post("/queue/apply", data={"csrf": token, "action": "cancel", "patient": "1", "expected": str(shown)})
+    assert done.status_code == 303 and done.headers["location"].endswith(f"done=cancel:{shown}")
+    assert count(practice.engine, Filter(patient="1", status="not_sent")) == 0
+    assert count(practice.engine, Filter(patient="2", status="not_sent")) > 0
+
+
+def test_the_queue_moves_pending_messages_to_a_clinic_time(as_user, practice):
+    from vitalsync.console.queries import Filter, pending
+    client = as_user("fran")
+    token = csrf_of(client.get("/queue").text)
+    form = {"csrf": token, "action": "move", "move_to": "2026-03-02T15:30", "patient": "2"}
+    shown = re.search(r'id="affected">(\d+)<', client.post("/queue/preview", data=form).text).group(1)
+    assert client.post("/queue/apply", data={**form, "expected": shown}).status_code == 303
+    moved = pending(practice.engine, Filter(patient="2"))
+    assert len(moved) == int(shown) > 0
+    assert {row["send_at"] for row in moved} == {"2026-03-02T20:30:00+00:00"}  # 15:30 in New York
+
+
+def test_the_login_sends_back_only_to_our_own_pages(client):
+    for target in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
+        token = csrf_of(client.get("/login").text)
+        response = client.post(f"/login?next={target}", data={"csrf": token, "name": "fran", "password": PASSWORD})
+        assert response.headers["location"] == "/today"

@@ -1,0 +1,69 @@
+"""Needs attention: replies a person must read (unrecognised, reschedule requests, declines,
+opt-outs with an upcoming appointment) and patients who could not be reached for an upcoming
+appointment. Each item can be marked handled; the mark keeps who and when."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Engine
+from sqlmodel import col, select
+
+from vitalsync.console.access import Scope
+from vitalsync.console.queries import Filter
+from vitalsync.console.tables import HandledMark, StaffUser
+from vitalsync.core.db import session
+from vitalsync.core.vocab import AppointmentStatus, MessageStatus, ReplyIntent
+from vitalsync.mirror.tables import Appointment
+from vitalsync.queue.tables import Message, MessageTarget
+from vitalsync.status.tables import Reply
+
+LABELS = {ReplyIntent.UNKNOWN: "unrecognised reply", ReplyIntent.RESCHEDULE: "reschedule request",
+          ReplyIntent.OPT_OUT: "opt-out, appointment upcoming", ReplyIntent.DECLINE: "declined",
+          ReplyIntent.CONFIRM: "answer without a message"}
+LIMIT = 500  #: the newest items; a longer list is not read by anyone
+
+
+def attention(engine: Engine, now: datetime, scope: Scope, *, handled: bool = False) -> list[dict]:
+    """Open items, newest first (``handled``: the handled ones instead, with who and when)."""
+    in_scope = Filter(locations=list(scope.locations), provider=scope.provider).apply(select(Message.id))
+    replies = select(Reply).where(Reply.needs_staff).order_by(col(Reply.at).desc()).limit(LIMIT)
+    if scope.restricted:
+        replies = replies.where(col(Reply.message_id).in_(in_scope))
+    upcoming = (select(MessageTarget.message_id).join(Appointment, Appointment.key == MessageTarget.appointment_key)
+                .where(Appointment.start > now, Appointment.status == AppointmentStatus.SCHEDULED))
+    unreached = (select(Message).where(col(Message.status).in_([MessageStatus.NOT_RECEIVED, MessageStatus.FAILED]),
+                                       col(Message.id).in_(upcoming))
+                 .order_by(col(Message.status_at).desc()).limit(LIMIT))
+    if scope.restricted:
+        unreached = unreached.where(col(Message.id).in_(in_scope))
+    with session(engine) as db:
+        items = [{"item": f"reply:{r.id}", "at": r.at, "what": LABELS.get(r.intent, r.intent), "patient": r.patient_key,
+                  "channel": r.channel, "text": r.body, "message": r.message_id} for r in db.exec(replies)]
+        items += [{"item": f"message:{m.id}", "at": m.status_at, "what": "could not be reached", "patient": m.patient_key,
+                   "channel": m.channel, "text": f"{m.kind}: {m.status} {m.reason}".strip(), "message": m.id}
+                  for m in db.exec(unreached)]
+        marks = {mark.item: (mark, name) for mark, name in db.exec(
+            select(HandledMark, StaffUser.name).join(StaffUser, StaffUser.id == HandledMark.user_id)
+            .where(col(HandledMark.item).in_([i["item"] for i in items])))} if items else {}
+    for item in items:
+        mark = marks.get(item["item"])
+        item["handled_by"], item["handled_at"] = (mark[1], mark[0].at) if mark else (None, None)
+    items = [i for i in items if bool(i["handled_by"]) == handled]
+    return sorted(items, key=lambda i: i["at"], reverse=True)
+
+
+def mark_handled(engine: Engine, item: str, user: StaffUser, now: datetime) -> bool:
+    """Mark an item handled (once: the first person's mark stays); False when already marked."""
+    kind, _, ident = item.partition(":")
+    if kind not in ("reply", "message") or not ident.isdigit():
+        raise ValueError(f"not an attention item: {item!r}")
+    with session(engine) as db:
+        if db.get(HandledMark, item):
+            return False
+        db.add(HandledMark(item=item, user_id=user.id, at=now))
+        if kind == "reply" and (reply := db.get(Reply, int(ident))):
+            reply.handled_at, reply.handled_by = now, user.name
+            db.add(reply)
+        db.commit()
+    return True
