@@ -1,16 +1,17 @@
 """Applies a connector's batch to the mirror: upserts, versions, removals — in bulk, streaming.
 
-Records arrive in chunks; each chunk costs one SELECT of the rows it names and at most one
-multi-row INSERT and one executemany UPDATE, so a full sync of half a million appointments runs
-at database speed and holds only a chunk (and the set of keys seen) in memory.
+Records arrive in chunks of plain tuples (``record_chunks``); each chunk costs one SELECT of the
+rows it names and at most one executemany INSERT and one UPDATE, so a full sync of half a million
+appointments runs at database speed and holds only a few chunks (and the set of keys seen) in
+memory. An empty table skips the SELECT and builds its indexes once, at the end.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime
-from contextlib import contextmanager
-from itertools import islice
+from operator import itemgetter
 from queue import Full, Queue
 from threading import Event, Thread
 
@@ -20,7 +21,8 @@ from sqlmodel import Session, select as model_select
 from vitalsync.core.vocab import AppointmentStatus, Channel
 from vitalsync.mirror.bulk import Writer
 from vitalsync.mirror.tables import Appointment, Location, OptOut, Patient, Pickup, Provider, Recall
-from vitalsync.sync.connector import AppointmentRecord, Batch
+from vitalsync.sync.connector import (AppointmentRecord, Batch, LocationRecord, PatientRecord, PickupRecord,
+                                      ProviderRecord, RecallRecord, record_chunks)
 
 CHUNK = 2000
 REMOVED = (AppointmentStatus.CANCELLED, AppointmentStatus.DELETED)
@@ -39,14 +41,14 @@ def apply_batch(session: Session, batch: Batch, now: datetime) -> Changes:
     """Write ``batch`` into the mirror (not committed); the caller commits or rolls back."""
     conn = session.connection()
     changes = Changes()
-    for model, records, stamp in (
-        (Location, batch.locations, {}),
-        (Provider, batch.providers, {}),
-        (Patient, batch.patients, {"updated_at": now}),
-        (Recall, batch.recalls, {}),
-        (Pickup, batch.pickups, {}),
+    for model, kind, records, stamp, unreadable in (
+        (Location, LocationRecord, batch.locations, {}, ()),
+        (Provider, ProviderRecord, batch.providers, {}, ()),
+        (Patient, PatientRecord, batch.patients, {"updated_at": now}, batch.unreadable_patients),
+        (Recall, RecallRecord, batch.recalls, {}, ()),
+        (Pickup, PickupRecord, batch.pickups, {}, ()),
     ):
-        _upsert(conn, model.__table__, records, stamp, batch.complete, changes)
+        _upsert(conn, model.__table__, kind, records, stamp, batch.complete, changes, unreadable)
     _apply_appointments(conn, batch, now, changes)
     changes.rows += len(batch.deleted_appointments)
     if batch.complete or batch.opt_outs:
@@ -54,8 +56,8 @@ def apply_batch(session: Session, batch: Batch, now: datetime) -> Changes:
     return changes
 
 
-def _chunks(records):
-    """Chunks of records, read ahead on a thread: the source is read while the database writes."""
+def _chunks(records, kind: type):
+    """Chunks of record tuples, read ahead on a thread: the source is read while the database writes."""
     chunks: Queue = Queue(maxsize=4)
     stopped = Event()
 
@@ -70,8 +72,7 @@ def _chunks(records):
 
     def produce() -> None:
         try:
-            iterator = iter(records)
-            while chunk := list(islice(iterator, CHUNK)):
+            for chunk in record_chunks(records, kind, CHUNK):
                 if not hand_over(chunk):
                     return  # the writer gave up; stop reading
             hand_over(None)
@@ -92,6 +93,10 @@ def _chunks(records):
 def _bulk(conn: Connection, table: Table, empty: bool):
     """Filling an empty table: build its secondary indexes once at the end, not row by row."""
     indexes = list(table.indexes) if empty else []
+    if indexes and conn.dialect.name == "sqlite" and not conn.connection.dbapi_connection.in_transaction:
+        # pysqlite opens its transaction only at the first write; a DROP INDEX before it would
+        # commit on its own, and a failed sync would leave the table without its index
+        conn.exec_driver_sql("BEGIN")
     for index in indexes:
         index.drop(conn)
     yield  # on an error the caller rolls back, and the dropped indexes come back with it
@@ -99,27 +104,31 @@ def _bulk(conn: Connection, table: Table, empty: bool):
         index.create(conn)
 
 
-def _upsert(conn: Connection, table: Table, records, stamp: dict, complete: bool, changes: Changes) -> None:
-    seen: set[str] = set()
+def _upsert(conn: Connection, table: Table, kind: type, records, stamp: dict, complete: bool, changes: Changes,
+            unreadable=()) -> None:
+    seen: set[str] = set(unreadable)
     empty = _empty(conn, table)
     with _bulk(conn, table, empty):
-        _upsert_chunks(conn, table, records, stamp, empty, seen, changes)
-    if complete:
+        _upsert_chunks(conn, table, kind, records, stamp, empty, seen, changes)
+    if complete and not empty:  # an empty table had nothing the batch could lack
         _retire_missing(conn, table, seen, changes)
 
 
-def _upsert_chunks(conn, table, records, stamp, empty, seen, changes) -> None:
-    for chunk in _chunks(records):
-        names = [f.name for f in fields(chunk[0])]
-        wanted = {record.key: tuple(getattr(record, name) for name in names) for record in chunk}
-        existing = {} if empty else {row[0]: tuple(row) for row in conn.execute(
-            select(*(table.c[name] for name in names)).where(table.c.key.in_(list(wanted))))}
-        extra = tuple(stamp.values())
-        inserts = [values + extra for key, values in wanted.items() if key not in existing]
-        updates = [values + extra for key, values in wanted.items() if key in existing and existing[key] != values]
-        writer = Writer(conn, table, names + list(stamp))
-        writer.insert(inserts)
-        writer.update(updates)
+def _upsert_chunks(conn, table, kind, records, stamp, empty, seen, changes) -> None:
+    names = [f.name for f in fields(kind)]
+    writer = Writer(conn, table, names + list(stamp))
+    extra = tuple(stamp.values())
+    for chunk in _chunks(records, kind):
+        wanted = dict(zip(map(itemgetter(0), chunk), chunk))  # a key named twice: the last one
+        if empty:
+            inserts, updates = list(wanted.values()), []
+        else:
+            existing = {row[0]: tuple(row) for row in conn.execute(
+                select(*(table.c[name] for name in names)).where(table.c.key.in_(list(wanted))))}
+            inserts = [values for key, values in wanted.items() if key not in existing]
+            updates = [values for key, values in wanted.items() if key in existing and existing[key] != values]
+        writer.insert(inserts, extra)
+        writer.update(updates, extra)
         changes.rows += len(chunk)
         changes.changed += len(inserts) + len(updates)
         seen.update(wanted)
@@ -143,7 +152,8 @@ def _apply_appointments(conn: Connection, batch: Batch, now: datetime, changes: 
     seen: set[str] = set(batch.unreadable_appointments)
     with _bulk(conn, table, empty):
         _appointment_chunks(conn, batch.appointments, now, changes, empty, seen)
-    _remove_gone(conn, batch, now, changes, seen)
+    if not empty:  # an empty table had nothing to remove
+        _remove_gone(conn, batch, now, changes, seen)
 
 
 def _appointment_chunks(conn: Connection, records, now: datetime, changes: Changes, empty: bool, seen: set[str]) -> None:
@@ -151,22 +161,25 @@ def _appointment_chunks(conn: Connection, records, now: datetime, changes: Chang
     every = [table.c[name] for name in APPOINTMENT_FIELDS] + [table.c.version, table.c.previous_start, table.c.changed_at]
     writer = Writer(conn, table, APPOINTMENT_FIELDS + ["version", "previous_start", "first_seen_at", "changed_at"])
     updater = Writer(conn, table, APPOINTMENT_FIELDS + ["version", "previous_start", "changed_at"])
-    for chunk in _chunks(records):
-        existing = {} if empty else {
-            row[0]: row for row in conn.execute(select(*every).where(table.c.key.in_([r.key for r in chunk])))}
-        inserts, updates = [], []
-        for record in chunk:
-            values = tuple(getattr(record, name) for name in APPOINTMENT_FIELDS)
-            old = existing.get(record.key)
-            if old is None:
-                inserts.append(values + (1, None, now, now))
-            elif tuple(old[:len(APPOINTMENT_FIELDS)]) != values:
-                updates.append(_changed(old._mapping, dict(zip(APPOINTMENT_FIELDS, values)), now, changes))
-        writer.insert(inserts)
+    width = len(APPOINTMENT_FIELDS)
+    for chunk in _chunks(records, AppointmentRecord):
+        keys = list(map(itemgetter(0), chunk))
+        if empty:
+            inserts, updates = chunk, []
+        else:
+            existing = {row[0]: row for row in conn.execute(select(*every).where(table.c.key.in_(keys)))}
+            inserts, updates = [], []
+            for values in chunk:
+                old = existing.get(values[0])
+                if old is None:
+                    inserts.append(values)
+                elif tuple(old[:width]) != values:
+                    updates.append(_changed(old._mapping, dict(zip(APPOINTMENT_FIELDS, values)), now, changes))
+        writer.insert(inserts, (1, None, now, now))
         updater.update(updates)
         changes.rows += len(chunk)
         changes.changed += len(inserts) + len(updates)
-        seen.update(record.key for record in chunk)
+        seen.update(keys)
 
 
 def _remove_gone(conn: Connection, batch: Batch, now: datetime, changes: Changes, seen: set[str]) -> None:
