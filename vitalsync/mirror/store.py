@@ -170,7 +170,8 @@ def _upsert_chunks(conn, table, kind, records, stamp, empty, seen, changes) -> N
         writer.update(updates, extra)
         changes.rows += len(chunk)
         changes.changed += len(inserts) + len(updates)
-        seen.update(wanted)
+        if not empty:  # an empty table retires nothing: no need to hold every key
+            seen.update(wanted)
 
 
 def _retire_missing(conn: Connection, table: Table, seen: set[str], changes: Changes) -> None:
@@ -218,7 +219,8 @@ def _appointment_chunks(conn: Connection, records, now: datetime, changes: Chang
         updater.update(updates)
         changes.rows += len(chunk)
         changes.changed += len(inserts) + len(updates)
-        seen.update(keys)
+        if not empty:  # an empty table removes nothing: no need to hold every key
+            seen.update(keys)
 
 
 def _remove_gone(conn: Connection, batch: Batch, now: datetime, changes: Changes, seen: set[str]) -> None:
