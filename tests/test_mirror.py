@@ -4,6 +4,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import inspect
 from sqlmodel import select
 
 from tests.test_pipeline import book, ny, open_practice, patient
@@ -66,6 +67,31 @@ def test_a_patient_missing_from_a_full_read_goes_inactive(runtime, connector):
         assert db.get(Patient, "2").active is False and db.get(Patient, "1").active is True
 
 
+def test_an_unreadable_patient_of_a_full_read_stays_active(runtime, connector):
+    open_practice(connector, patient("1", "Ann"), patient("2", "Ben"))
+    runtime.sync_once()
+    connector.practice.patients = [p for p in connector.practice.patients if p.key != "2"]
+    connector.practice.unreadable_patients = ["2"]
+    runtime.sync_once(full=True)
+    with session(runtime.engine) as db:
+        assert db.get(Patient, "2").active is True
+
+
+def test_a_full_sync_into_an_empty_mirror_stores_what_a_record_holds(runtime, connector):
+    """The bulk path (tuples, converted a column at a time) keeps every value: enums, flags, times."""
+    open_practice(connector, patient("1", "Ann", sms_ok=False, voice_ok=True, guarantor_key="1", language="es"))
+    booked = book(connector, "A1", "1", ny(4, 10))
+    connector.change("A1", status=AppointmentStatus.COMPLETED, provider_key=None)
+    runtime.sync_once()
+    with session(runtime.engine) as db:
+        stored = db.get(Patient, "1")
+        assert (stored.sms_ok, stored.voice_ok, stored.guarantor_key, stored.language) == (False, True, "1", "es")
+        appointment = db.get(Appointment, "A1")
+    assert appointment.status == "completed" and type(appointment.status) is str
+    assert (appointment.start, appointment.end, appointment.provider_key) == (booked.start, booked.end, None)
+    assert runtime.sync_once(full=True).changed == 0  # what was written reads back equal
+
+
 class FailingStream:
     """A source's appointment stream that breaks after some rows, as a dropped connection does."""
 
@@ -94,3 +120,20 @@ def test_a_source_failing_in_the_middle_of_a_stream_leaves_the_mirror_as_it_was(
     with pytest.raises(RetryLater):
         runtime.sync_once(full=True)
     assert {key: (a.start, a.version) for key, a in rows(runtime).items()} == before
+
+
+def test_a_first_sync_failing_mid_stream_leaves_the_empty_mirror_with_its_indexes(runtime, connector, monkeypatch):
+    """An empty table's indexes are dropped for the bulk load: a failure must bring them back."""
+    open_practice(connector, patient("1", "Ann"))
+    for day in range(3, 9):
+        book(connector, f"A{day}", "1", ny(day, 10))
+    stream = FailingStream(list(connector.practice.appointments), after=4)
+    monkeypatch.setattr(store, "CHUNK", 2)
+    monkeypatch.setattr(connector, "read", lambda since, now: Batch(complete=True, cursor="x", appointments=stream,
+                                                                    patients=FailingStream(connector.practice.patients, after=5)))
+    with pytest.raises(RetryLater):
+        runtime.sync_once(full=True)
+    assert rows(runtime) == {}
+    indexes = {index["name"] for table in ("appointment", "patient")
+               for index in inspect(runtime.engine).get_indexes(table)}
+    assert {index.name for table in (Appointment, Patient) for index in table.__table__.indexes} <= indexes

@@ -1,6 +1,6 @@
 """Sync benchmark: an Open Dental database in MariaDB synced into SQLite and PostgreSQL mirrors,
 measured side by side with (a) a plain read of the same rows and columns with mysqlclient and
-PyMySQL (the ceiling) and (b) the dlt library's sql_database source loading the same tables and
+PyMySQL (the ceiling; and, for reference, mysqlclient reading the connector's own SELECTs) and (b) the dlt library's sql_database source loading the same tables and
 columns into SQLite (what a user might pick instead). Every step runs in its own process, so each
 peak memory figure is that step's alone.
 
@@ -36,13 +36,30 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_seconds() -> float:
+    """This process's CPU time (all threads): steadier than the wall clock on a shared machine."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def mysql_target(url: str):
     from vitalsync_connectors.opendental.database import parse_url
     return parse_url(url)
 
 
+def plain_selects() -> list[str]:
+    """The ceiling's SELECTs: the columns the connector maps, as stored, of the rows it syncs (patients,
+    appointments of statuses 1-5 with a date, recalls); no expression, cast or join."""
+    from vitalsync_connectors.opendental import queries
+    return [f"SELECT {', '.join(PATIENT_COLUMNS)} FROM patient",
+            f"SELECT {', '.join(APPOINTMENT_COLUMNS)} FROM appointment WHERE AptStatus IN (1, 2, 3, 4, 5) "
+            f"AND AptDateTime >= {queries.NO_DATE}",
+            f"SELECT {', '.join(RECALL_COLUMNS)} FROM recall"]
+
+
 def step_raw(args) -> dict:
-    """Read the connector's own SELECTs with a bare driver and count the rows: the ceiling."""
+    """Read the rows and columns with a bare driver and count them: the ceiling. ``--queries
+    connector`` reads the connector's own SELECTs instead (they move some work into the server)."""
     from vitalsync_connectors.opendental import queries
     target = mysql_target(args.url)
     if args.driver == "mysqlclient":
@@ -54,15 +71,18 @@ def step_raw(args) -> dict:
         import pymysql
         conn = pymysql.connect(host=target.host, port=target.port, user=target.user, password=target.password,
                                database=target.database, cursorclass=pymysql.cursors.SSCursor, charset="utf8mb4")
-    rows, started = 0, time.perf_counter()
-    for sql in (queries.PATIENTS, queries.DATED_APPOINTMENTS, queries.RECALLS):
+    selects = ([queries.PATIENTS, queries.DATED_APPOINTMENTS, queries.RECALLS] if args.queries == "connector"
+               else plain_selects())
+    rows, started, cpu = 0, time.perf_counter(), cpu_seconds()
+    for sql in selects:
         cursor = conn.cursor()
         cursor.execute(sql)
         while chunk := cursor.fetchmany(5000):
             rows += len(chunk)
         cursor.close()
     seconds = time.perf_counter() - started
-    return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds, "peak_mb": peak_mb()}
+    return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds, "peak_mb": peak_mb(),
+            "cpu_s": cpu_seconds() - cpu}
 
 
 def _runtime(args, database_url: str):
@@ -83,10 +103,11 @@ def step_vitalsync(args) -> dict:
     from vitalsync.sync.guard import RemovalGuard
     engine, connector = _runtime(args, args.database)
     guard = RemovalGuard(max_share=1.0)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     run = refresh_once(engine, connector, SystemClock(), full=True, guard=guard)
     seconds = time.perf_counter() - started
-    result = {"rows": run.rows_read, "seconds": seconds, "rows_per_s": run.rows_read / seconds, "peak_mb": peak_mb()}
+    result = {"rows": run.rows_read, "seconds": seconds, "rows_per_s": run.rows_read / seconds, "peak_mb": peak_mb(),
+              "cpu_s": cpu_seconds() - cpu}
     if args.incremental:
         changed = change_a_tenth_of_a_percent(args)
         time.sleep(1.1)  # DateTStamp has one-second resolution
@@ -95,6 +116,37 @@ def step_vitalsync(args) -> dict:
         result["incremental"] = {"changed_in_source": changed, "rows": again.rows_read, "changed": again.changed,
                                  "seconds": time.perf_counter() - started}
     return result
+
+
+def step_sqlite_floor(args) -> dict:
+    """SQLite alone: ready-made text rows of the appointments inserted into an empty mirror the way the
+    sync does (executemany in chunks, indexes built after, one commit): what no Python can go below."""
+    from datetime import datetime, timedelta
+    from vitalsync.mirror.tables import Appointment
+    engine, _ = _runtime(args, args.database)
+    table = Appointment.__table__
+    base, now = datetime(2026, 1, 5, 8), datetime.now().isoformat(" ", "microseconds")
+    rows = []
+    for number in range(1, args.appointments + 1):
+        start = base + timedelta(minutes=15 * (number % 30_000))
+        rows.append((str(number), str(number % args.patients + 1), "1", "3", "Cleaning", "scheduled",
+                     start.isoformat(" ", "microseconds"), (start + timedelta(minutes=30)).isoformat(" ", "microseconds"),
+                     1, None, now, now))
+    columns = ", ".join(f'"{column.name}"' for column in table.columns)
+    sql = f"INSERT INTO appointment ({columns}) VALUES ({', '.join('?' * len(table.columns))})"
+    started, cpu = time.perf_counter(), cpu_seconds()
+    with engine.begin() as conn:
+        conn.exec_driver_sql("BEGIN")  # pysqlite would not open it before the DROP INDEX
+        for index in table.indexes:
+            index.drop(conn)
+        cursor = conn.connection.dbapi_connection.cursor()
+        for first in range(0, len(rows), 2000):
+            cursor.executemany(sql, rows[first:first + 2000])
+        for index in table.indexes:
+            index.create(conn)
+    seconds = time.perf_counter() - started
+    return {"rows": len(rows), "seconds": seconds, "rows_per_s": len(rows) / seconds, "peak_mb": peak_mb(),
+            "cpu_s": cpu_seconds() - cpu}
 
 
 def change_a_tenth_of_a_percent(args) -> int:
@@ -107,8 +159,9 @@ def change_a_tenth_of_a_percent(args) -> int:
     patients = max(1, args.patients // 1000)
     cursor.execute("UPDATE appointment SET AptDateTime = AptDateTime + INTERVAL 1 DAY WHERE AptStatus = 1 "
                    "ORDER BY AptNum DESC LIMIT %s", (appointments,))
-    cursor.execute("UPDATE patient SET WirelessPhone = CONCAT('(212) 555-', LPAD(MOD(PatNum, 10000), 4, '0')) "
-                   "ORDER BY PatNum DESC LIMIT %s", (patients,))
+    # a number that differs from the last run's, so a --reuse run changes these patients too
+    cursor.execute("UPDATE patient SET WirelessPhone = CONCAT('(212) 555-', LPAD(MOD(PatNum + %s, 10000), 4, '0')) "
+                   "ORDER BY PatNum DESC LIMIT %s", (int(time.time()) % 9973, patients))
     conn.commit()
     return appointments + patients
 
@@ -124,15 +177,16 @@ def step_dlt(args) -> dict:
     pipeline = dlt.pipeline(pipeline_name="bench", pipelines_dir=str(Path(args.home) / "dlt"),
                             destination=dlt.destinations.sqlalchemy(f"sqlite:///{Path(args.home) / 'dlt.db'}"),
                             dataset_name="main")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     pipeline.run(tables)
     seconds = time.perf_counter() - started
     counts = pipeline.last_trace.last_normalize_info.row_counts
     rows = counts.get("patient", 0) + counts.get("appointment", 0) + counts.get("recall", 0)
-    return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds, "peak_mb": peak_mb()}
+    return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds, "peak_mb": peak_mb(),
+            "cpu_s": cpu_seconds() - cpu}
 
 
-STEPS = {"raw": step_raw, "vitalsync": step_vitalsync, "dlt": step_dlt}
+STEPS = {"raw": step_raw, "vitalsync": step_vitalsync, "dlt": step_dlt, "sqlite_floor": step_sqlite_floor}
 
 
 def run_step(python: str, *argv: str) -> dict:
@@ -169,6 +223,7 @@ def main() -> None:
     parser.add_argument("--no-dlt", action="store_true")
     parser.add_argument("--step", choices=STEPS)
     parser.add_argument("--driver", default="mysqlclient")
+    parser.add_argument("--queries", default="plain", choices=("plain", "connector"))
     parser.add_argument("--database")
     parser.add_argument("--target", default="sqlite")
     parser.add_argument("--home")
@@ -186,9 +241,12 @@ def main() -> None:
     results = {
         "raw_mysqlclient": run_step(sys.executable, "raw", *common, "--driver", "mysqlclient"),
         "raw_pymysql": run_step(sys.executable, "raw", *common, "--driver", "pymysql"),
+        "raw_connector_sql": run_step(sys.executable, "raw", *common, "--queries", "connector"),
         "vitalsync_sqlite": run_step(sys.executable, "vitalsync", *common, "--database", f"sqlite:///{home / 'mirror.db'}",
                                      "--incremental"),
     }
+    results["sqlite_floor"] = run_step(sys.executable, "sqlite_floor", *common, "--target", "floor",
+                                       "--database", f"sqlite:///{home / 'floor.db'}")
     if not args.no_postgres:
         results["vitalsync_postgres"] = run_step(sys.executable, "vitalsync", *common, "--target", "postgres",
                                                  "--database", postgres_database("vitalsync_bench"))
@@ -198,15 +256,20 @@ def main() -> None:
 
 
 def report(results: dict) -> None:
-    print(f"{'run':20} {'rows':>9} {'seconds':>8} {'rows/s':>9} {'peak MB':>8}")
+    print(f"{'run':20} {'rows':>9} {'seconds':>8} {'rows/s':>9} {'peak MB':>8} {'CPU s':>6}")
     for name, r in results.items():
-        print(f"{name:20} {r['rows']:>9,} {r['seconds']:>8.2f} {r['rows_per_s']:>9,.0f} {r['peak_mb']:>8.0f}")
+        print(f"{name:20} {r['rows']:>9,} {r['seconds']:>8.2f} {r['rows_per_s']:>9,.0f} {r['peak_mb']:>8.0f}"
+              f" {r['cpu_s']:>6.2f}")
     ours = results["vitalsync_sqlite"]
     print(f"\nfull sync into SQLite / raw mysqlclient read: {ours['rows_per_s'] / results['raw_mysqlclient']['rows_per_s']:.2f}"
           "  (target >= 0.33, moonshot 0.5)")
     if "dlt_sqlite" in results:
         print(f"full sync into SQLite / dlt sql_database into SQLite: {ours['rows_per_s'] / results['dlt_sqlite']['rows_per_s']:.1f}x"
               "  (target >= 4)")
+    if "sqlite_floor" in results:
+        print(f"SQLite alone, {results['sqlite_floor']['rows']:,} ready-made appointment rows: "
+              f"{results['sqlite_floor']['seconds']:.2f} s (the raw read of all three tables: "
+              f"{results['raw_mysqlclient']['seconds']:.2f} s)")
     inc = ours["incremental"]
     print(f"incremental sync after {inc['changed_in_source']:,} changed rows: {inc['seconds']:.2f} s, "
           f"{inc['rows']:,} rows read, {inc['changed']:,} changed  (target < 2 s)")

@@ -88,6 +88,7 @@ class Snapshot:
         """The export as a complete batch."""
         return Batch(complete=True, cursor=cursor, rejected=list(self.rejected),
                      unreadable_appointments=sorted(self.held["appointments"]),
+                     unreadable_patients=sorted(self.held["patients"]),
                      **{entity: list(records.values()) for entity, records in self.records.items()})
 
     def changes_since(self, previous: Snapshot, cursor: str) -> Batch:

@@ -81,7 +81,8 @@ class OdbcConnector:
         cursor, fingerprints = f"odbc:{self._token}:{self._reads}", snapshot.fingerprints()
         if previous is None:
             batch = Batch(complete=True, cursor=cursor, rejected=snapshot.rejected,
-                          unreadable_appointments=sorted(snapshot.held["appointments"]), **snapshot.records)
+                          unreadable_appointments=sorted(snapshot.held["appointments"]),
+                          unreadable_patients=sorted(snapshot.held["patients"]), **snapshot.records)
         else:
             batch = _changes(snapshot, previous, fingerprints)
             batch.cursor = cursor

@@ -17,7 +17,7 @@ import MySQLdb
 
 from vitalsync.core.errors import PersonMustAct, RetryLater
 from vitalsync.core.secrets import read_secret
-from vitalsync.sync.connector import Batch
+from vitalsync.sync.connector import AppointmentRecord, Batch, PatientRecord, RecallRecord
 from vitalsync_connectors.opendental import queries as q
 from vitalsync_connectors.opendental.database import Rows, Target, connect, failure, parse_url
 from vitalsync_connectors.opendental.mapping import Practice, opt_outs, providers
@@ -115,7 +115,8 @@ class OpenDentalConnector:
         for sql, lookup in ((q.OPERATORIES, "op_clinic"), (q.APPOINTMENT_TYPES, "types"),
                             (q.RECALL_TYPES, "recall_types")):
             cursor.execute(sql)
-            setattr(practice, lookup, dict(cursor.fetchall()))
+            rows = cursor.fetchall()  # types by key as text, as the streamed SELECTs give them
+            setattr(practice, lookup, dict(rows) if lookup == "op_clinic" else {str(k): v for k, v in rows})
         return practice
 
     def _batch(self, cursor, practice: Practice, server_now: datetime, window: tuple | None) -> Batch:
@@ -131,13 +132,13 @@ class OpenDentalConnector:
         batch = Batch(complete=window is None, cursor=server_now.strftime(CURSOR), locations=practice.locations,
                       providers=providers(cursor.fetchall()), opt_outs=self._opt_outs(cursor))
         # damaged appointments are named in batch.rejected as the stream passes them
-        streamed = {"patients": (q.PATIENTS, practice.patients, q.PATIENTS),
+        streamed = {"patients": (q.PATIENTS, practice.patients, PatientRecord, q.PATIENTS),
                     "appointments": (q.APPOINTMENTS, partial(practice.appointments, rejected=batch.rejected),
-                                     q.DATED_APPOINTMENTS),
-                    "recalls": (q.RECALLS, practice.recalls, q.RECALLS)}
-        for name, (sql, mapper, counted) in streamed.items():
+                                     AppointmentRecord, q.DATED_APPOINTMENTS),
+                    "recalls": (q.RECALLS, practice.recalls, RecallRecord, q.RECALLS)}
+        for name, (sql, mapper, record, counted) in streamed.items():
             cursor.execute(f"{select(sql)} LIMIT 0", args)  # a missing table or grant shows now, not mid-sync
-            setattr(batch, name, Rows(self.target, select(sql), args, mapper, q.count(select(counted))))
+            setattr(batch, name, Rows(self.target, select(sql), args, mapper, record, q.count(select(counted))))
         if window:
             cursor.execute(q.GONE, window * 3)
             batch.deleted_appointments = list(dict.fromkeys(str(num) for (num,) in cursor.fetchall()))

@@ -5,13 +5,14 @@ and result sets streamed from the server so a full sync holds one chunk in memor
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import starmap
 from urllib.parse import unquote, urlsplit
 
 import MySQLdb
 from MySQLdb.constants import FIELD_TYPE
 from MySQLdb.converters import conversions
 from MySQLdb.cursors import SSCursor
-from MySQLdb.times import DateTime_or_None
+from MySQLdb.times import Date_or_None, DateTime_or_None
 
 from vitalsync.core.errors import ConfigError, PersonMustAct, RetryLater
 
@@ -43,17 +44,23 @@ def parse_url(url: str, password: str = "") -> Target:
                   unquote(parts.path.strip("/")))
 
 
-def _datetime(value, cache: dict = {}):  # noqa: B006 - a deliberate cache: appointment times repeat a lot
-    try:
-        return cache[value]
-    except KeyError:
-        if len(cache) > 100_000:
-            cache.clear()
-        result = cache[value] = DateTime_or_None(value)
-        return result
+def _cached(convert):
+    """``convert`` once per distinct text: dates and times repeat a lot (recall due dates, slots)."""
+    cache: dict = {}
+
+    def cached(value):
+        try:
+            return cache[value]
+        except KeyError:
+            if len(cache) > 100_000:
+                cache.clear()
+            result = cache[value] = convert(value)
+            return result
+
+    return cached
 
 
-CONVERSIONS = {**conversions, FIELD_TYPE.DATETIME: _datetime}
+CONVERSIONS = {**conversions, FIELD_TYPE.DATETIME: _cached(DateTime_or_None), FIELD_TYPE.DATE: _cached(Date_or_None)}
 
 
 def connect(target: Target, *, database: str | None | bool = True, read_only: bool = True):
@@ -98,19 +105,28 @@ class Rows:
     """The records of one query, streamed from the server afresh each time they are iterated.
 
     A full read hands these to the mirror instead of lists: half a million appointments never sit
-    in memory at once. ``len()`` and ``bool()`` ask the server about the same query.
+    in memory at once. ``len()`` and ``bool()`` ask the server about the same query. The mapper
+    turns a fetched chunk into tuples in ``record``'s field order: ``tuples()`` hands those on as
+    they are (the mirror's bulk path), iteration builds the records.
     """
 
-    def __init__(self, target: Target, sql: str, args: tuple, mapper, count_sql: str) -> None:
-        self.target, self.sql, self.args, self.mapper, self.count_sql = target, sql, args, mapper, count_sql
+    def __init__(self, target: Target, sql: str, args: tuple, mapper, record: type, count_sql: str) -> None:
+        self.target, self.sql, self.args, self.mapper, self.record, self.count_sql = target, sql, args, mapper, record, count_sql
 
     def __iter__(self):
+        record = self.record
+        for chunk in self.tuples():
+            yield from starmap(record, chunk)
+
+    def tuples(self, size: int = FETCH):
+        """Lists of about ``size`` record tuples (fewer where rows were skipped)."""
         conn = connect(self.target)
         try:
             cursor = conn.cursor(SSCursor)
             cursor.execute(self.sql, self.args)
-            while rows := cursor.fetchmany(FETCH):
-                yield from self.mapper(rows)
+            while rows := cursor.fetchmany(size):
+                if chunk := self.mapper(rows):
+                    yield chunk
         except MySQLdb.Error as exc:
             raise failure(exc, self.target) from None
         finally:

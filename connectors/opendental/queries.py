@@ -19,14 +19,21 @@ OPT_OUTS = ("SELECT PatNum, OptOutSms, OptOutEmail FROM commoptout "
             "WHERE (OptOutSms | OptOutEmail) & 7 <> 0 ORDER BY PatNum")  # 1 All, 2 eConfirm, 4 eReminder
 
 PROVIDERS = "SELECT ProvNum, Abbr, FName, LName, Suffix FROM provider"
-PATIENTS = ("SELECT PatNum, FName, Preferred, LName, PatStatus, WirelessPhone, HmPhone, WkPhone, Email, TxtMsgOk, "
-            "PreferConfirmMethod, PreferContactMethod, Language, Guarantor FROM patient")
+#: Keys come as text (CAST ... AS CHAR), as the mirror keeps them: the driver decodes them in C.
+PATIENTS = ("SELECT CAST(PatNum AS CHAR), IF(Preferred <> '', Preferred, FName), LName, PatStatus, WirelessPhone, "
+            "HmPhone, WkPhone, Email, TxtMsgOk, PreferConfirmMethod, PreferContactMethod, Language, "
+            "CAST(NULLIF(Guarantor, 0) AS CHAR) FROM patient")
 #: 1 Scheduled, 2 Complete, 3 UnschedList, 4 ASAP, 5 Broken; 6 Planned, 7 PtNote, 8 PtNoteCompleted are
-#: never on the schedule. Length is 5 minutes per Pattern character (30 when empty).
-APPOINTMENTS = ("SELECT AptNum, PatNum, AptStatus, AptDateTime, IF(Pattern = '', 30, 5 * CHAR_LENGTH(Pattern)), "
-                "IF(IsHygiene <> 0 AND ProvHyg <> 0, ProvHyg, ProvNum), ClinicNum, Op, AppointmentTypeNum "
-                "FROM appointment WHERE AptStatus IN (1, 2, 3, 4, 5)")
-RECALLS = "SELECT RecallNum, PatNum, DateDue, DatePrevious, RecallInterval, IsDisabled, RecallTypeNum FROM recall"
+#: never on the schedule. The slot is "<ClinicNum, or minus the chair when 0> <AptDateTime>": place and
+#: start follow from it alone, and it repeats a lot, so the connector works each out once. Length is
+#: 5 minutes per Pattern character (30 when empty). The provider is the hygienist of a hygiene
+#: appointment that has one.
+APPOINTMENTS = ("SELECT CAST(AptNum AS CHAR), CAST(PatNum AS CHAR), CONCAT(IF(ClinicNum <> 0, ClinicNum, -Op), ' ', "
+                "AptDateTime), IF(Pattern = '', 30, 5 * CHAR_LENGTH(Pattern)), AptStatus, "
+                "CAST(NULLIF(IF(IsHygiene <> 0 AND ProvHyg <> 0, ProvHyg, ProvNum), 0) AS CHAR), "
+                "CAST(AppointmentTypeNum AS CHAR) FROM appointment WHERE AptStatus IN (1, 2, 3, 4, 5)")
+RECALLS = ("SELECT CAST(RecallNum AS CHAR), CAST(PatNum AS CHAR), DateDue, DatePrevious, RecallInterval, IsDisabled, "
+           "CAST(RecallTypeNum AS CHAR) FROM recall")
 
 #: what APPOINTMENTS yields once rows without a date are skipped as they stream past (its count)
 DATED_APPOINTMENTS = f"{APPOINTMENTS} AND AptDateTime >= {NO_DATE}"

@@ -8,14 +8,18 @@ writes stay with SQLAlchemy.
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
-from functools import lru_cache
+from itertools import repeat
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, String, Table
 
 from vitalsync.core.db import UTCDateTime
 
 
 class Writer:
+    """INSERTs and UPDATEs of plain tuples in ``columns`` order, on the session's own connection
+    (so inside its transaction). Values are converted a column at a time with cached converters:
+    a sync's times, dates and its "now" repeat on many rows."""
+
     def __init__(self, conn: Connection, table: Table, columns: list[str]) -> None:
         self.conn = conn
         quote = conn.dialect.identifier_preparer.quote
@@ -25,49 +29,91 @@ class Writer:
         self.update_sql = (f"UPDATE {quote(table.name)} SET {', '.join(f'{n} = {mark}' for n in names[1:])} "
                            f"WHERE {names[0]} = {mark}")
         sqlite = conn.dialect.name == "sqlite"
-        self.convert = [_converter(table.c[name].type, sqlite) for name in columns]
+        self.convert = [_converter(table.c[name], sqlite) for name in columns]
         # PostgreSQL takes new rows fastest through COPY, in the same transaction
         psycopg = conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
         self.copy_sql = None if not psycopg else f"COPY {quote(table.name)} ({', '.join(names)}) FROM STDIN"
 
-    def insert(self, rows: list[tuple]) -> None:
+    def insert(self, rows: list[tuple], extra: tuple = ()) -> None:
+        """``rows`` with ``extra`` (the same values for every row) after each one."""
         if not rows:
             return
-        if self.copy_sql is None:
-            self.conn.exec_driver_sql(self.insert_sql, [self._values(row) for row in rows])
-            return
-        with self.conn.connection.dbapi_connection.cursor() as cursor, cursor.copy(self.copy_sql) as copy:
-            for row in rows:
-                copy.write_row(self._values(row))
+        values = self._columns(rows, extra)
+        cursor = self.conn.connection.dbapi_connection.cursor()
+        try:
+            if self.copy_sql is None:
+                cursor.executemany(self.insert_sql, values)
+                return
+            with cursor.copy(self.copy_sql) as copy:
+                write = copy.write_row
+                for row in values:
+                    write(row)
+        finally:
+            cursor.close()
 
-    def update(self, rows: list[tuple]) -> None:
+    def update(self, rows: list[tuple], extra: tuple = ()) -> None:
         """Rows in column order, the key first; it goes last, into the WHERE clause."""
         if rows:
-            self.conn.exec_driver_sql(self.update_sql, [(*values[1:], values[0]) for values in map(self._values, rows)])
+            self.conn.exec_driver_sql(self.update_sql, [(*values[1:], values[0]) for values in self._columns(rows, extra)])
 
-    def _values(self, row: tuple) -> tuple:
-        return tuple(value if convert is None or value is None else convert(value)
-                     for convert, value in zip(self.convert, row))
+    def _columns(self, rows: list[tuple], extra: tuple):
+        """The converted rows, built column by column: ``map`` over a column of a cached converter
+        stays in C for every value seen before."""
+        width = len(rows[0])
+        columns: list = list(zip(*rows)) if width else []
+        for index, convert in enumerate(self.convert[:width]):
+            if convert is not None:
+                columns[index] = map(convert, columns[index])
+        for convert, value in zip(self.convert[width:], extra):
+            columns.append(repeat(value if convert is None else convert(value)))
+        return zip(*columns)
 
 
-def _converter(kind, sqlite: bool):
+#: the sqlite3 module binds a bool only after a failed look-up of an adapter for it (slow); an int at once
+_SQLITE_BOOLEAN = {True: 1, False: 0, None: None}.__getitem__
+
+
+class _Memo(dict):
+    """Each value converted once per writer: ``map`` over a column of its ``__getitem__`` stays in C
+    for every value seen before. A sync's times repeat (slots, and its "now" on every row), but
+    there are more of them than an LRU cache of sensible size holds, and it would thrash."""
+
+    def __init__(self, convert, limit: int = 500_000) -> None:
+        super().__init__()
+        self.convert, self.limit = convert, limit
+
+    def __missing__(self, value):
+        if len(self) >= self.limit:
+            self.clear()
+        result = self[value] = None if value is None else self.convert(value)
+        return result
+
+
+def _converter(column, sqlite: bool):
+    """A converter of non-empty and empty (None) values, or None when the driver takes them as they are.
+
+    Each is a C-level callable or a memo's look-up, so ``map`` over a column costs little per value."""
+    kind = column.type
     if isinstance(kind, UTCDateTime):
-        return _sqlite_utc if sqlite else _naive_utc
+        return _Memo(_sqlite_utc if sqlite else _naive_utc).__getitem__
     python = getattr(kind, "python_type", None)
+    if isinstance(getattr(kind, "impl_instance", kind), String) and not column.nullable:
+        return str.__str__  # a StrEnum member as its plain value (drivers adapt subclasses slowly)
+    if sqlite and python is bool:
+        return _SQLITE_BOOLEAN
     if sqlite and python is date:
-        return date.isoformat
+        return _Memo(date.isoformat).__getitem__
     if sqlite and python is datetime:
-        return lambda v: v.isoformat(" ", "microseconds")
+        return _Memo(lambda value: value.isoformat(" ", "microseconds")).__getitem__
     return None
 
 
-# appointment times repeat (slots, and "now" on every row of a sync): convert each once
-@lru_cache(maxsize=100_000)
 def _naive_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the database; use aware datetimes")
     return value.astimezone(timezone.utc).replace(tzinfo=None)
 
 
-@lru_cache(maxsize=100_000)
 def _sqlite_utc(value: datetime) -> str:
     """SQLAlchemy's own text form of a SQLite date-time, so its reads parse what we write."""
     return _naive_utc(value).isoformat(" ", "microseconds")

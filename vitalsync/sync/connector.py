@@ -12,9 +12,11 @@ primary keys as strings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
-from typing import Callable, Protocol
+from itertools import islice
+from operator import attrgetter
+from typing import Callable, Iterable, Iterator, Protocol
 
 from vitalsync.core.vocab import AppointmentStatus, Channel
 
@@ -112,6 +114,8 @@ class Batch:
     deleted_appointments: list[str] = field(default_factory=list)
     #: appointment keys seen but not readable this time: a complete batch does not delete them
     unreadable_appointments: list[str] = field(default_factory=list)
+    #: patient keys seen but not readable this time: a complete batch does not retire them
+    unreadable_patients: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)  #: rows the connector could not read, and why (no PHI)
 
     @property
@@ -121,6 +125,24 @@ class Batch:
             for rows in (self.locations, self.providers, self.patients, self.appointments,
                          self.recalls, self.pickups, self.opt_outs, self.deleted_appointments)
         )
+
+
+def record_chunks(records: Iterable, kind: type, size: int) -> Iterator[list[tuple]]:
+    """``records`` as lists of plain tuples in ``kind``'s field order, ``size`` at a time.
+
+    A full sync moves half a million rows; building a record per row and taking it apart again in
+    the mirror costs more than the database's own work. So a stream may offer ``tuples(size)``,
+    handing over the tuples it built (with exactly the values its records would hold); any other
+    iterable of records is taken apart here.
+    """
+    tuples = getattr(records, "tuples", None)
+    if tuples is not None:
+        yield from tuples(size)
+        return
+    values = attrgetter(*(f.name for f in fields(kind)))
+    iterator = iter(records)
+    while chunk := list(islice(iterator, size)):
+        yield list(map(values, chunk))
 
 
 class Connector(Protocol):
