@@ -25,7 +25,9 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnection
 
 from vitalsync.core.errors import (AmbiguousSendError, ConfigError, PermanentSendError, PersonMustAct, SendError,
                                    TransientSendError, UnreachableError)
+from vitalsync.dispatch.pace import Pacer
 from vitalsync.dispatch.sender import Outgoing
+from vitalsync.rules.render import sms_segments
 
 # twilio's client logs each request's parameters (numbers, bodies) at INFO: PHI stays out of logs
 logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
@@ -118,14 +120,17 @@ class TwilioSms:
 
     def __init__(self, account_sid: str, auth_token: str, *, from_number: str | None = None,
                  messaging_service_sid: str | None = None, status_callback: str | None = None,
-                 base_url: str = "https://api.twilio.com", timeout: float = 10.0) -> None:
+                 base_url: str = "https://api.twilio.com", timeout: float = 10.0, pacer: Pacer | None = None) -> None:
         if bool(from_number) == bool(messaging_service_sid):
             raise ConfigError("twilio: set exactly one of from_number and messaging_service_sid")
         self.from_number, self.messaging_service_sid = from_number, messaging_service_sid
         self.status_callback = status_callback
+        self.pacer = pacer  #: the sending number's (or service's) rate, in segments per second
         self._client, self._http = connect(account_sid, auth_token, base_url, timeout)
 
     def send(self, outgoing: Outgoing) -> str:
+        if self.pacer:
+            self.pacer.wait(sms_segments(outgoing.body))
         with translated(self._http):
             message = self._client.messages.create(
                 to=outgoing.to, body=outgoing.body, from_=self.from_number or values.unset,
