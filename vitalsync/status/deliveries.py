@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
-from sqlalchemy import Engine, bindparam, insert, update
-from sqlmodel import Session, select
+from sqlalchemy import Engine, bindparam, insert, select, update
+from sqlmodel import Session
 
 from vitalsync.core.clock import Clock
 from vitalsync.core.db import session
@@ -50,13 +50,14 @@ def record_deliveries(db: Session, deliveries: Sequence[Delivery], at: datetime)
     a second the objects' bookkeeping, not the database, was the receiver's limit. Each result
     says whether that report's message is known.
     """
+    connection, table = db.connection(), Message.__table__  # plain statements: no ORM compile or bulk modes
     references = sorted({d.reference for d in deliveries})
-    query = (select(Message.id, Message.provider_ref, Message.status)
-             .where(Message.provider_ref.in_(references)).order_by(Message.id))
-    if db.get_bind().dialect.name == "postgresql":
+    query = select(table.c.id, table.c.provider_ref, table.c.status).where(
+        table.c.provider_ref.in_(references)).order_by(table.c.id)
+    if connection.dialect.name == "postgresql":
         query = query.with_for_update()
     current: dict[str, list] = {}
-    for message_id, reference, status in db.execute(query):
+    for message_id, reference, status in connection.execute(query):
         current.setdefault(reference, [message_id, MessageStatus(status)])
     known, final, events = [], {}, []
     for delivery in deliveries:
@@ -71,7 +72,6 @@ def record_deliveries(db: Session, deliveries: Sequence[Delivery], at: datetime)
         events.append({"message_id": entry[0], "at": at, "status": status.value, "source": "provider",
                        "detail": delivery.detail})
     if final:  # one row per message, its last state: the history rows keep every step, in order
-        connection, table = db.connection(), Message.__table__  # plain statements, no ORM bulk modes
         base = update(table).where(table.c.id == bindparam("id_"))
         keep = [row for row in final.values() if not row["reason_"]]
         new = [row for row in final.values() if row["reason_"]]
