@@ -65,6 +65,7 @@ def sends(count: int, rounds: int) -> dict:
                 product.append(product_loop(sms, count))
                 ceiling.append(ceiling_loop(client, url, count))
     return {"twilio_client_per_s": statistics.median(product), "httpx_per_s": statistics.median(ceiling),
+            "ratio": statistics.median(p / c for p, c in zip(product, ceiling)),  # per round: each pair shared its noise
             "rounds": {"twilio_client": product, "httpx": ceiling}, "count": count}
 
 

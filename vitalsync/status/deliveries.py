@@ -2,11 +2,11 @@
 
 Status callbacks are most of what the receiver gets (two or three per message sent, in bursts as a
 batch of reminders is delivered). Written one transaction each, every callback pays for its own
-connection check-out, BEGIN, lookups, COMMIT and log flush, and the receiver tops out at a few
-hundred a second. Here one writer thread takes every delivery that is waiting, looks their messages
-up in one query (locked on PostgreSQL, in id order so concurrent writers in other processes never
-deadlock), applies each with :func:`~vitalsync.queue.outbox.transition` in arrival order and
-commits once. Each request still gets its answer only after its delivery is committed, so nothing
+connection check-out, BEGIN, lookups and COMMIT, and the receiver topped out near a hundred a
+second here. Here a writer thread takes every delivery that is waiting, looks their messages
+up in one query (locked on PostgreSQL, in id order so concurrent writers never deadlock), applies each by :func:`~vitalsync.queue.outbox.transition`'s rule in arrival order and
+commits once; on PostgreSQL a few writers overlap, so one group is built while another commits.
+Each request still gets its answer only after its delivery is committed, so nothing
 acknowledged is lost. If a group fails, each of its deliveries is written again alone, so one bad
 callback fails only its own request (500, and the provider retries it).
 """
@@ -46,9 +46,9 @@ class Delivery:
 def record_deliveries(db: Session, deliveries: Sequence[Delivery], at: datetime) -> list[bool]:
     """Apply delivery reports in order, as :func:`~vitalsync.queue.outbox.transition` would one by one.
 
-    Written with bulk statements rather than one ORM object per message: at hundreds of callbacks
-    a second the objects' bookkeeping, not the database, was the receiver's limit. Each result
-    says whether that report's message is known.
+    Written with plain bulk statements, cheaper at hundreds of callbacks a second than an ORM object
+    per message (bench/dispatch); so a session passed in must not hold these messages loaded. Each
+    result says whether that report's message is known.
     """
     connection, table = db.connection(), Message.__table__  # plain statements: no ORM compile or bulk modes
     references = sorted({d.reference for d in deliveries})
@@ -84,7 +84,7 @@ def record_deliveries(db: Session, deliveries: Sequence[Delivery], at: datetime)
 
 
 class DeliveryWriter:
-    """Groups deliveries into transactions on one writer thread, started while there is work."""
+    """Groups deliveries into transactions on up to ``writers`` threads, running only while there is work."""
 
     def __init__(self, engine: Engine, clock: Clock, lock: threading.Lock | None = None, writers: int = 1) -> None:
         self.engine, self.clock, self.lock = engine, clock, lock  #: lock: SQLite's one writer at a time
