@@ -29,11 +29,14 @@ auth_token_file = "token"
 from_number = "+15005550006"
 base_url = "{twilio.base_url}"
 timeout = 5
+messages_per_second = 10000
+calls_per_second = 10000
 [sendgrid]
 api_key_file = "key"
 from_email = "clinic@example.org"
 base_url = "{sendgrid.url}"
 webhook_public_key = "{sendgrid.public_key}"
+messages_per_second = 10000
 [webhooks]
 public_url = "{public_url}"
 """ + (f'listen = "{listen}"\n' if listen else "")

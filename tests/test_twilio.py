@@ -14,7 +14,7 @@ from vitalsync.core.errors import (AmbiguousSendError, PermanentSendError, Perso
                                    TransientSendError, UnreachableError)
 from vitalsync.dispatch.fake_twilio import FakeTwilio
 from vitalsync.dispatch.sender import Outgoing
-from vitalsync.dispatch.twilio_sms import TwilioSms
+from vitalsync.dispatch.twilio_sms import TwilioSms, connect
 from vitalsync.dispatch.twilio_voice import TwilioVoice
 
 PATIENT, INVALID, UNSUBSCRIBED, NOT_MOBILE, LANDLINE, MACHINE = (
@@ -251,3 +251,16 @@ def test_no_exception_names_a_phone_number_or_the_message(twilio):
         text = f"{error} {error!r} {vars(error)}"
         assert not any(secret in text for secret in (INVALID, "555-0100", UNSUBSCRIBED, NOT_MOBILE, PATIENT, BODY[:20]))
         assert error.__cause__ is None and error.__suppress_context__  # the vendor exception is not chained
+
+
+def test_a_proxy_from_the_environment_is_read_once_when_the_client_is_made(monkeypatch):
+    """requests would read the environment again on each send; the sender reads it at start and keeps it."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.clinic.example:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    _, http = connect("AC" + "0" * 32, "token", "https://api.twilio.com", 5)
+    assert http.proxy["https"] == "http://proxy.clinic.example:3128"
+    assert http.session.trust_env is False
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    _, local = connect("AC" + "0" * 32, "token", "http://127.0.0.1:8080", 5)
+    assert local.proxy == {}

@@ -7,6 +7,7 @@ from vitalsync.core.config import Config
 from vitalsync.core.errors import ConfigError, PersonMustAct
 from vitalsync.core.secrets import read_secret
 from vitalsync.dispatch.fake import FakeSender
+from vitalsync.dispatch.pace import Pacer
 from vitalsync.dispatch.sender import Sender
 
 WEBHOOKS = {"sms_status": "/webhooks/twilio/sms/status", "sms_inbound": "/webhooks/twilio/sms/inbound",
@@ -36,15 +37,16 @@ def build_senders(config: Config, clock: Clock, fake: FakeSender) -> dict[str, S
     number = {"from_number": twilio.from_number} if twilio.from_number else {"messaging_service_sid": twilio.messaging_service_sid}
     senders = {
         "sms": TwilioSms(twilio.account_sid, token, **number, status_callback=public + WEBHOOKS["sms_status"],
-                         base_url=twilio.base_url, timeout=twilio.timeout),
+                         base_url=twilio.base_url, timeout=twilio.timeout, pacer=Pacer(twilio.messages_per_second)),
         "email": SendGridEmail(api_key, sendgrid.from_email, sendgrid.from_name or None, base_url=sendgrid.base_url,
-                               timeout=sendgrid.timeout),
+                               timeout=sendgrid.timeout, pacer=Pacer(sendgrid.messages_per_second)),
     }
     if twilio.from_number:  # calls need a number; a messaging service only sends texts
         senders["voice"] = TwilioVoice(twilio.account_sid, token, from_number=twilio.from_number,
                                        gather_url=public + WEBHOOKS["voice_gather"],
                                        status_callback=public + WEBHOOKS["voice_status"],
-                                       base_url=twilio.base_url, timeout=twilio.timeout)
+                                       base_url=twilio.base_url, timeout=twilio.timeout,
+                                       pacer=Pacer(twilio.calls_per_second))
     return senders
 
 

@@ -145,6 +145,12 @@ class TwilioConfig(Section):
     messaging_service_sid: str = Field("", description="A messaging service (MG...) to send from instead of a number.")
     base_url: str = Field("https://api.twilio.com", description="The API address (a regional edge, or a test server).")
     timeout: float = Field(10.0, gt=0, description="Seconds to wait for Twilio's answer.")
+    messages_per_second: float = Field(1.0, gt=0, le=10_000, description=(
+        "SMS segments per second from from_number or the messaging service, never exceeded: 1 for a "
+        "US long code (more under an A2P 10DLC campaign, per its trust score), 3 for toll-free, 100 "
+        "for a short code, 10 outside +1. Per process: with several processes, give each its share."))
+    calls_per_second: float = Field(1.0, gt=0, le=10_000, description=(
+        "Voice calls per second (Twilio's default limit is 1 per account). Per process, like messages_per_second."))
 
 
 class SendGridConfig(Section):
@@ -157,6 +163,9 @@ class SendGridConfig(Section):
     base_url: str = Field("https://api.sendgrid.com", description="The API address (a test server in tests).")
     timeout: float = Field(10.0, gt=0, description="Seconds to wait for SendGrid's answer.")
     webhook_public_key: str = Field("", description="The Signed Event Webhook's verification key (public, base64).")
+    messages_per_second: float = Field(10.0, gt=0, le=10_000, description=(
+        "Emails per second from from_email, never exceeded (vitalsync's own pace, to spread a batch). "
+        "Per process, like [twilio] messages_per_second."))
 
 
 class WebhooksConfig(Section):

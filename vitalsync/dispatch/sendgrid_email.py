@@ -26,6 +26,7 @@ from sendgrid.helpers.mail import CustomArg, From, Mail, To
 
 from vitalsync.core.clock import Clock, SystemClock
 from vitalsync.core.errors import AmbiguousSendError, PermanentSendError, SendError, TransientSendError
+from vitalsync.dispatch.pace import Pacer
 from vitalsync.dispatch.sender import Outgoing
 
 CUSTOM_ARG = "vitalsync_message"  #: the custom arg that carries our message id back in events
@@ -37,12 +38,14 @@ class SendGridEmail:
     channels = frozenset({"email"})
 
     def __init__(self, api_key: str, from_email: str, from_name: str | None = None, *,
-                 base_url: str = "https://api.sendgrid.com", timeout: float = 10.0, clock: Clock | None = None) -> None:
+                 base_url: str = "https://api.sendgrid.com", timeout: float = 10.0, clock: Clock | None = None,
+                 pacer: Pacer | None = None) -> None:
         if not api_key:
             raise ValueError("SendGridEmail needs an API key")  # else the client silently reads $SENDGRID_API_KEY
         self.from_email, self.from_name, self.clock = from_email, from_name, clock or SystemClock()
         self._api = SendGridAPIClient(api_key=api_key, host=base_url.rstrip("/"))
         self._api.client.timeout = timeout  # python_http_client passes it to urlopen for connect and each read
+        self.pacer = pacer  #: emails per second from this sender
 
     def send(self, outgoing: Outgoing) -> str:
         if not outgoing.subject:
@@ -54,6 +57,8 @@ class SendGridEmail:
             body = mail.get()
         except (ValueError, KeyError, TypeError, AttributeError):  # the helpers choke on unparseable addresses
             raise PermanentSendError("the email could not be built: the recipient is not a usable address") from None
+        if self.pacer:
+            self.pacer.wait()
         try:
             response = self._api.send(body)
         except HTTPError as exc:

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from twilio.base import values
 from twilio.twiml.voice_response import VoiceResponse
 
+from vitalsync.dispatch.pace import Pacer
 from vitalsync.dispatch.sender import Outgoing
 from vitalsync.dispatch.twilio_sms import connect, translated
 
@@ -44,13 +45,17 @@ class TwilioVoice:
 
     def __init__(self, account_sid: str, auth_token: str, *, from_number: str, gather_url: str,
                  status_callback: str | None = None, base_url: str = "https://api.twilio.com",
-                 timeout: float = 10.0, machine_detection: str | None = "DetectMessageEnd") -> None:
+                 timeout: float = 10.0, machine_detection: str | None = "DetectMessageEnd",
+                 pacer: Pacer | None = None) -> None:
         self.from_number, self.gather_url, self.status_callback = from_number, gather_url, status_callback
+        self.pacer = pacer  #: calls per second
         self.machine_detection = machine_detection
         self._client, self._http = connect(account_sid, auth_token, base_url, timeout)
 
     def send(self, outgoing: Outgoing) -> str:
         twiml = call_twiml(outgoing.body, outgoing.language, self.gather_url if outgoing.asks_reply else None)
+        if self.pacer:
+            self.pacer.wait()
         with translated(self._http):
             call = self._client.calls.create(
                 to=outgoing.to, from_=self.from_number, twiml=twiml,

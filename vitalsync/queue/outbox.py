@@ -17,12 +17,7 @@ def transition(db: Session, message: Message, status: MessageStatus, *, at: date
     Final statuses stay final, and a late event never moves a message backwards: a 'delivered'
     that arrives after 'confirmed' leaves it confirmed.
     """
-    current = MessageStatus(message.status)
-    if current == status or current in FINAL:
-        return False
-    if STATUS_RANK[status] < STATUS_RANK[current] and current != MessageStatus.NEEDS_RECONCILIATION:
-        return False
-    if current == MessageStatus.NEEDS_RECONCILIATION and status == MessageStatus.NOT_SENT:
+    if not moves(MessageStatus(message.status), status):
         return False
     message.status, message.status_at = status, at
     if detail:
@@ -30,6 +25,15 @@ def transition(db: Session, message: Message, status: MessageStatus, *, at: date
     db.add(message)
     db.add(MessageEvent(message_id=message.id, at=at, status=status, source=source, detail=detail))
     return True
+
+
+def moves(current: MessageStatus, status: MessageStatus) -> bool:
+    """Whether a message at ``current`` may move to ``status``: the rule :func:`transition` applies."""
+    if current == status or current in FINAL:
+        return False
+    if STATUS_RANK[status] < STATUS_RANK[current] and current != MessageStatus.NEEDS_RECONCILIATION:
+        return False
+    return not (current == MessageStatus.NEEDS_RECONCILIATION and status == MessageStatus.NOT_SENT)
 
 
 def decide(db: Session, *, key: str, at: datetime, kind: str, decision: str, reason: str, **where) -> None:

@@ -22,7 +22,8 @@ from twilio.twiml.voice_response import VoiceResponse
 from vitalsync.core.vocab import ReplyIntent
 from vitalsync.dispatch.twilio_voice import VOICES
 from vitalsync.queue.tables import Message
-from vitalsync.status.record import REPLY_WINDOW, record_delivery, record_reply
+from vitalsync.status.deliveries import Delivery
+from vitalsync.status.record import REPLY_WINDOW, record_reply
 
 log = structlog.get_logger("vitalsync.webhooks")
 MAX_FORM = 64 * 1024  #: Twilio's forms are a few hundred bytes; an SMS body at most 1,600 characters
@@ -55,6 +56,7 @@ class Hooks:
     public_url: str
     twilio_auth_token: str | None
     db_work: object = field(default=None)  #: run(fn) → fn(db) in a thread, own session, committed
+    deliveries: object = field(default=None)  #: a DeliveryWriter: delivery reports, committed in groups
 
     def __post_init__(self) -> None:
         self.public_url = self.public_url.rstrip("/")
@@ -123,14 +125,7 @@ async def voice_status(hooks: Hooks, request: Request) -> Response:
 
 
 async def _delivery(hooks: Hooks, source: str, reference: str, delivered: bool, detail: str) -> None:
-    def work(db: Session) -> bool:
-        message = _locked(db, select(Message).where(Message.provider_ref == reference))
-        if message is None:
-            return False
-        record_delivery(db, reference, delivered, hooks.clock.now(), source="provider", detail=detail)
-        return True
-
-    matched = await hooks.db_work(work)
+    matched = await hooks.deliveries.record(Delivery(reference, delivered, detail))
     log.info("delivery_callback", source=source, matched=matched)
 
 

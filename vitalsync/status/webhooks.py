@@ -6,7 +6,9 @@
     served.stop()
 
 Unsigned or forged requests get 403 and nothing is read or written; unreadable ones 400 (never 500).
-Each accepted request does its database work in a worker thread with its own session, committed.
+Each accepted request does its database work in a worker thread with its own session, committed;
+delivery reports, the bulk of the traffic, are committed in groups (:mod:`vitalsync.status.deliveries`),
+each answered once its group is committed.
 Repeats are harmless: ``transition`` refuses the same status twice and never moves a message back;
 SendGrid event ids seen lately are also skipped (in memory, per process).
 """
@@ -34,11 +36,13 @@ from vitalsync.core.config import Config
 from vitalsync.core.db import is_sqlite, session
 from vitalsync.core.vocab import MessageStatus
 from vitalsync.status import webhook_twilio as tw
+from vitalsync.status.deliveries import DeliveryWriter
 from vitalsync.status.record import record_delivery
 from vitalsync.status.sendgrid_signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, parse_events, verify_sendgrid
 
 log = structlog.get_logger("vitalsync.webhooks")
 MAX_SENDGRID_BATCH = 4 * 1024 * 1024  #: SendGrid batches by count and size; far below this in practice
+WRITERS = 3  #: PostgreSQL: delivery groups written at once (SQLite has one writer)
 SEEN_EVENTS = 50_000  #: SendGrid event ids remembered to skip repeats
 
 
@@ -84,7 +88,8 @@ def webhook_app(engine: Engine, config: Config, clock: Clock, *, twilio_auth_tok
     async def db_work(work):
         return await run_in_threadpool(in_thread, work)
 
-    hooks = tw.Hooks(engine, config, clock, public_url, twilio_auth_token, db_work)
+    hooks = tw.Hooks(engine, config, clock, public_url, twilio_auth_token, db_work,
+                     deliveries=DeliveryWriter(engine, clock, sqlite_lock, writers=1 if sqlite_lock else WRITERS))
     seen = SeenEvents()
 
     async def sendgrid_events(request: Request) -> Response:
