@@ -222,6 +222,60 @@ def test_a_family_on_one_phone_gets_one_message(runtime, connector, clock):
     assert "suppressed" in decisions(runtime, "F2") and "suppressed" in decisions(runtime, "F3")
 
 
+def test_a_member_who_answered_by_number_is_left_out_of_the_next_family_reminder(runtime, connector, clock):
+    phone, family = "+12125550100", dict(guarantor_key="1", mobile="+12125550100")
+    open_practice(connector, patient("1", "Ann", **family), patient("2", "Ben", **family), patient("3", "Cal", **family))
+    for key, person, when in (("F1", "1", ny(4, 10)), ("F2", "2", ny(4, 10, 30)), ("F3", "3", ny(4, 11))):
+        book(connector, key, person, when)
+    start(runtime)
+    run(runtime, ny(2, 12))
+    [first] = reminders(runtime)
+    assert first.at == ny(2, 10) and [key for key, _ in first.targets] == ["F1", "F2", "F3"]
+
+    answered = reply(runtime, phone, "C1")  # Ann confirms; Ben and Cal have not answered yet
+    assert answered.intent == "confirm" and not answered.needs_staff
+    run(runtime, ny(4, 12))
+
+    [_, second] = reminders(runtime)
+    assert second.at == ny(4, 9) and second.to == phone
+    assert [key for key, _ in second.targets] == ["F2", "F3"]
+    assert "Ann" not in second.body and all(name in second.body for name in ("Ben", "Cal"))
+    assert "patient already confirmed" in [d["reason"] for d in why(runtime.engine, "F1")["decisions"]]
+
+
+@pytest.mark.parametrize(("text", "sent_at_9"), [("C1", ["F1", "F2"]), ("C1 N2", [])])
+def test_dispatch_drops_a_family_message_only_once_every_member_answered(runtime, connector, clock, text, sent_at_9):
+    """No planning pass between the answer and the send: a partly answered family message still goes
+    (dropping it then would leave the others without a reminder), a fully answered one does not."""
+    phone, family = "+12125550100", dict(guarantor_key="1", mobile="+12125550100")
+    open_practice(connector, patient("1", "Ann", **family), patient("2", "Ben", **family))
+    book(connector, "F1", "1", ny(4, 10))
+    book(connector, "F2", "2", ny(4, 10, 30))
+    start(runtime)
+    run(runtime, ny(2, 12))
+    reply(runtime, phone, text)
+
+    clock.set(ny(4, 9))
+    report = runtime.dispatch_once()
+    assert (report.claimed, report.sent) == (1, 1 if sent_at_9 else 0)
+    assert [[key for key, _ in s.targets] for s in reminders(runtime) if s.at == ny(4, 9)] == ([sent_at_9] if sent_at_9 else [])
+
+
+def test_a_member_who_declined_by_number_gets_nothing_more_and_the_last_member_gets_their_own(runtime, connector, clock):
+    phone, family = "+12125550100", dict(guarantor_key="1", mobile="+12125550100")
+    open_practice(connector, patient("1", "Ann", **family), patient("2", "Ben", **family))
+    book(connector, "F1", "1", ny(4, 10))
+    book(connector, "F2", "2", ny(4, 10, 30))
+    start(runtime)
+    run(runtime, ny(2, 12))
+    reply(runtime, phone, "N1")
+    run(runtime, ny(4, 12))
+
+    assert [(s.at, [key for key, _ in s.targets]) for s in reminders(runtime)] == [
+        (ny(2, 10), ["F1", "F2"]), (ny(4, 9), ["F2"])]
+    assert "Ann" not in reminders(runtime)[-1].body
+
+
 def test_an_opted_out_patient_gets_nothing_on_that_channel(runtime, connector, clock):
     ann, ben = patient("1", "Ann"), patient("2", "Ben")
     open_practice(connector, ann, ben)

@@ -22,14 +22,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 import structlog
 from sqlalchemy import Engine
 
 from vitalsync.core import leases
-from vitalsync.core.clock import Clock
+from vitalsync.core.clock import Clock, SystemClock
 
 log = structlog.get_logger("vitalsync.jobs")
 T = TypeVar("T")
@@ -42,6 +42,11 @@ class JobLeases:
         self.engine, self.owner, self.clock, self.ttl = engine, owner, clock, ttl
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+
+    def _now(self) -> datetime | None:
+        """None on the system clock: leases then go by the database's clock, which every host shares
+        (:mod:`vitalsync.core.leases`). A virtual clock (tests, the demo) is the time itself."""
+        return None if isinstance(self.clock, SystemClock) else self.clock.now()
 
     def run(self, name: str, step: Callable[[], T]) -> T | None:
         """``step()`` under the lease on ``name``; None (the step skipped) while another holds it."""
@@ -57,7 +62,7 @@ class JobLeases:
             yield False
             return
         try:
-            if not leases.take(self.engine, name, self.owner, self.clock.now(), self.ttl):
+            if not leases.take(self.engine, name, self.owner, self._now(), self.ttl):
                 log.info("job_skipped", job=name, outcome="held by another process")
                 yield False
                 return
@@ -76,7 +81,7 @@ class JobLeases:
     def _renew(self, name: str, stop: threading.Event) -> None:
         while not stop.wait(self.ttl.total_seconds() / 3):
             try:
-                renewed = leases.take(self.engine, name, self.owner, self.clock.now(), self.ttl)
+                renewed = leases.take(self.engine, name, self.owner, self._now(), self.ttl)
             except Exception as exc:  # noqa: BLE001 - the database is away: try again at the next beat
                 log.warning("job_lease_renewal_failed", job=name, error_type=type(exc).__name__)
                 continue

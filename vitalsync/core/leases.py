@@ -4,13 +4,20 @@ Several ``vitalsync run`` processes may share one PostgreSQL queue. A job that m
 once takes its lease first; the lease names its holder and runs out at ``until``, so when a holder
 dies another process takes the job over once the lease has run out. Taking and renewing are one
 conditional UPDATE (or the INSERT of a new row), which the database serialises on every backend.
+
+Whose clock: the processes may run on several hosts, and hosts' clocks drift. Were each to judge
+``until`` by its own clock, a host running ten minutes fast would see a live lease as run out and
+take it while its holder still works: two syncs at once. So by default (``now=None``) the lease is
+judged and written by the database server's clock, the one clock every process shares. SQLite is
+a file on one host, so there the local clock is that shared clock. Passing ``now`` (tests, the
+demo's virtual clock) judges by that time instead.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import Column, Engine, insert, update
+from sqlalchemy import Column, DateTime, Engine, func, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel
 
@@ -25,8 +32,11 @@ class JobLease(SQLModel, table=True):
     until: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
-def take(engine: Engine, name: str, owner: str, now: datetime, ttl: timedelta) -> bool:
-    """Take or renew the lease on ``name`` until ``now + ttl``; False while another process holds it."""
+def take(engine: Engine, name: str, owner: str, now: datetime | None, ttl: timedelta) -> bool:
+    """Take or renew the lease on ``name`` until ``now + ttl``; False while another process holds it.
+
+    ``now=None`` means the database server's clock (see the module docstring)."""
+    now = _clock(engine) if now is None else now
     until = now + ttl
     table = JobLease.__table__
     with engine.begin() as connection:
@@ -50,3 +60,13 @@ def release(engine: Engine, name: str, owner: str) -> None:
     with engine.begin() as connection:
         connection.execute(update(table).where(table.c.name == name).where(table.c.owner == owner)
                            .values(until=datetime(1970, 1, 1).astimezone()))
+
+
+def _clock(engine: Engine):
+    """The database's idea of now: a SQL expression on PostgreSQL, evaluated by the server in the
+    statement itself, so the caller's clock plays no part. ``until`` is stored as naive UTC
+    (``UTCDateTime``), hence the conversion; ``clock_timestamp()`` rather than ``now()``, which is
+    the start of the transaction and could lag behind after a wait for the row's lock."""
+    if engine.dialect.name == "postgresql":
+        return func.timezone("UTC", func.clock_timestamp(), type_=DateTime())
+    return datetime.now(timezone.utc)  # SQLite: one host, so its clock is the shared one

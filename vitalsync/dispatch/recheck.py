@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from vitalsync.core.vocab import AppointmentStatus, MessageStatus
@@ -46,11 +47,15 @@ def gather(db: Session, message: Message, kind: MessageKind | None) -> Facts:
     return facts
 
 
-def answered(db: Session, appointment_keys: list[str]) -> str | None:
-    rows = db.exec(select(Message.status).join(MessageTarget, MessageTarget.message_id == Message.id)
+def answers(db: Session, appointment_keys: list[str]) -> dict[str, str]:
+    """Appointment key -> the latest answer for it: a member's own (family "C1"), else its message's."""
+    stops = [MessageStatus.CONFIRMED, MessageStatus.DECLINED]
+    rows = db.exec(select(MessageTarget.appointment_key, func.coalesce(MessageTarget.answer, Message.status))
+                   .select_from(Message).join(MessageTarget, MessageTarget.message_id == Message.id)
                    .where(MessageTarget.appointment_key.in_(appointment_keys),
-                          Message.status.in_([MessageStatus.CONFIRMED, MessageStatus.DECLINED]))).all()
-    return str(rows[0]) if rows else None
+                          MessageTarget.answer.in_(stops) | (MessageTarget.answer.is_(None) & Message.status.in_(stops)))
+                   .order_by(func.coalesce(MessageTarget.answered_at, Message.status_at))).all()
+    return {key: str(answer) for key, answer in rows}
 
 
 def opted_out(db: Session, patient_key: str, address: str, channel: str) -> bool:
@@ -74,9 +79,14 @@ def stale(db: Session, message: Message, kind: MessageKind | None, facts: Facts,
                 return MessageStatus.CANCELLED, "appointment cancelled since planning"
         elif current.version != target.appointment_version:
             return MessageStatus.CANCELLED, "appointment changed since planning; it is planned again"
-    answer = answered(db, [t.appointment_key for t in facts.targets]) if facts.targets else None
-    if answer and answer in kind.stop_on:
-        return MessageStatus.CANCELLED, f"patient already {answer}"
+    # Only when every member's answer stops it: a family message that some members answered still
+    # goes out. Leaving them out is planning's job (it plans a message for the others at once); a
+    # cancel here, moments before the send, would come too late for that and the others would get
+    # no reminder at all.
+    got = answers(db, [t.appointment_key for t in facts.targets]) if facts.targets else {}
+    stops = [got.get(t.appointment_key) for t in facts.targets]
+    if stops and all(answer in kind.stop_on for answer in stops):
+        return MessageStatus.CANCELLED, f"patient already {stops[0]}"
     if facts.pickup is not None and facts.pickup.picked_up:
         return MessageStatus.CANCELLED, "order picked up"
     return None

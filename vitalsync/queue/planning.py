@@ -63,19 +63,33 @@ def load_snapshot(db: Session, kinds: dict[str, MessageKind], config: Config, no
     targets: dict[int, list[MessageTarget]] = {}
     for target in db.exec(select(MessageTarget).where(col(MessageTarget.message_id).in_([m.id for m in messages]))) if messages else ():
         targets.setdefault(target.message_id, []).append(target)
-    answered = {}
-    for message in sorted(messages, key=lambda m: m.status_at):
-        if message.status in (MessageStatus.CONFIRMED, MessageStatus.DECLINED):
-            for target in targets.get(message.id, ()):
-                answered[target.appointment_key] = message.status
     return Snapshot(
         now=now, horizon=horizon, default_tz=ZoneInfo(config.schedule.timezone), windows=windows, patients=patients,
         locations=locations, appointments=appointments, recalls=list(db.exec(select(Recall))),
         pickups=pickups, opt_outs={(o.patient_key or o.address, o.channel) for o in db.exec(select(OptOut))},
-        answered=answered, existing_keys={m.key for m in messages}, address_count=dict(phones),
+        answered=_answers(messages, targets), existing_keys={m.key for m in messages}, address_count=dict(phones),
         pending=[_pending(m, targets.get(m.id, []), kinds, appointments, horizon) for m in messages
                  if m.status == MessageStatus.NOT_SENT],
         decided=set(db.exec(select(Decision.key).where(Decision.at >= recent))))
+
+
+def _answers(messages: list[Message], targets: dict[int, list[MessageTarget]]) -> dict[str, str]:
+    """Appointment key -> the patient's latest answer for it ("confirmed" / "declined").
+
+    A member's own answer in a family message ("C1 N2") counts for that member's appointment even
+    while the message as a whole still waits for the others: that is what stops their next reminder.
+    A target without its own answer (rows written before members' answers were recorded) takes the
+    whole message's status. Dispatch's last look (``dispatch.recheck.answered``) reads answers the same way.
+    """
+    answers = []
+    for message in messages:
+        whole = message.status if message.status in (MessageStatus.CONFIRMED, MessageStatus.DECLINED) else None
+        for target in targets.get(message.id, ()):
+            if target.answer:
+                answers.append((target.answered_at or message.status_at, target.appointment_key, target.answer))
+            elif whole:
+                answers.append((message.status_at, target.appointment_key, str(whole)))
+    return {key: answer for _, key, answer in sorted(answers, key=lambda a: a[0])}
 
 
 def _pending(message: Message, targets, kinds, appointments, horizon) -> Pending:

@@ -52,7 +52,8 @@ class Snapshot:
     recalls: list[Recall] = field(default_factory=list)
     pickups: dict[str, Pickup] = field(default_factory=dict)
     opt_outs: set[tuple[str, str]] = field(default_factory=set)  #: (patient key or address, channel)
-    answered: dict[str, str] = field(default_factory=dict)  #: appointment key -> confirmed / declined
+    #: appointment key -> confirmed / declined: a family member's own answer ("C1") counts for their appointment
+    answered: dict[str, str] = field(default_factory=dict)
     existing_keys: set[str] = field(default_factory=set)
     pending: list[Pending] = field(default_factory=list)
     decided: set[str] = field(default_factory=set)
