@@ -163,28 +163,38 @@ def _action(page: Page) -> tuple[str, datetime | None] | None:
     return None
 
 
-@guarded("queue")
-def queue_preview(page: Page) -> Response:
+def _queue_change(page: Page):
+    """The form's filter and action and how many pending messages they reach now; a 400 response when the action is invalid."""
     where, echo = _filter(page, page.form, status=False)
     action = _action(page)
     if action is None:
         return Response("Choose cancel, or move with a valid time.", status_code=400)
     affected = queries.count(page.console.engine, replace(where, status=MessageStatus.NOT_SENT.value))
-    return page.render("queue_preview.html", echo=echo, action=action[0], move_to=page.form.get("move_to", ""),
-                       to=action[1], affected=affected, changed=False)
+    return where, echo, action, affected
+
+
+def _queue_preview(page: Page, echo, action, affected: int, *, changed: bool) -> Response:
+    return page.render("queue_preview.html", status=409 if changed else 200, echo=echo, action=action[0],
+                       move_to=page.form.get("move_to", ""), to=action[1], affected=affected, changed=changed)
+
+
+@guarded("queue")
+def queue_preview(page: Page) -> Response:
+    change = _queue_change(page)
+    if isinstance(change, Response):
+        return change
+    _where, echo, action, affected = change
+    return _queue_preview(page, echo, action, affected, changed=False)
 
 
 @guarded("queue")
 def queue_apply(page: Page) -> Response:
-    where, echo = _filter(page, page.form, status=False)
-    action = _action(page)
-    if action is None:
-        return Response("Choose cancel, or move with a valid time.", status_code=400)
-    verb, to = action
-    affected = queries.count(page.console.engine, replace(where, status=MessageStatus.NOT_SENT.value))
+    change = _queue_change(page)
+    if isinstance(change, Response):
+        return change
+    where, echo, (verb, to), affected = change
     if page.form.get("expected") != str(affected):  # messages were sent or planned since the preview
-        return page.render("queue_preview.html", status=409, echo=echo, action=verb, move_to=page.form.get("move_to", ""),
-                           to=to, affected=affected, changed=True)
+        return _queue_preview(page, echo, (verb, to), affected, changed=True)
     if verb == "cancel":
         done = queries.cancel_pending(page.console.engine, where, page.now, f"{page.user.name} (console)")
     else:
