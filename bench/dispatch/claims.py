@@ -67,7 +67,7 @@ def vitalsync_drain(database_url: str, count: int, batch: int) -> dict:
     report = DispatchReport()
     lease = timedelta(minutes=5)
     started = time.perf_counter()
-    while ids := claim(engine, clock.now(), dispatcher.owner, batch, lease):
+    while ids := claim(engine, clock.now(), dispatcher.owner, batch, lease, lease_now=dispatcher._lease_now()):
         with engine.connect() as connection:  # as Dispatcher.dispatch_once: one connection per batch
             for message_id in ids:
                 with Session(connection, expire_on_commit=False) as db:

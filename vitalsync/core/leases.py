@@ -36,7 +36,7 @@ def take(engine: Engine, name: str, owner: str, now: datetime | None, ttl: timed
     """Take or renew the lease on ``name`` until ``now + ttl``; False while another process holds it.
 
     ``now=None`` means the database server's clock (see the module docstring)."""
-    now = _clock(engine) if now is None else now
+    now = database_now(engine) if now is None else now
     until = now + ttl
     table = JobLease.__table__
     with engine.begin() as connection:
@@ -62,11 +62,12 @@ def release(engine: Engine, name: str, owner: str) -> None:
                            .values(until=datetime(1970, 1, 1).astimezone()))
 
 
-def _clock(engine: Engine):
+def database_now(engine: Engine):
     """The database's idea of now: a SQL expression on PostgreSQL, evaluated by the server in the
     statement itself, so the caller's clock plays no part. ``until`` is stored as naive UTC
     (``UTCDateTime``), hence the conversion; ``clock_timestamp()`` rather than ``now()``, which is
-    the start of the transaction and could lag behind after a wait for the row's lock."""
+    the start of the transaction and could lag behind after a wait for the row's lock. Message
+    claims (:mod:`vitalsync.dispatch.claim`) share it."""
     if engine.dialect.name == "postgresql":
         return func.timezone("UTC", func.clock_timestamp(), type_=DateTime())
     return datetime.now(timezone.utc)  # SQLite: one host, so its clock is the shared one

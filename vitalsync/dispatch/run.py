@@ -22,11 +22,11 @@ from sqlalchemy import Connection, Engine, update
 from sqlmodel import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from vitalsync.core.clock import Clock
+from vitalsync.core.clock import Clock, SystemClock
 from vitalsync.core.config import Config
 from vitalsync.core.errors import AmbiguousSendError, PermanentSendError, TransientSendError, UnreachableError
 from vitalsync.core.vocab import Channel, DecisionKind, MessageStatus
-from vitalsync.dispatch.claim import claim, release
+from vitalsync.dispatch.claim import claim, lease_clock, release
 from vitalsync.dispatch.recheck import Facts, gather, opted_out, stale
 from vitalsync.dispatch.sender import Outgoing, Sender
 from vitalsync.queue.outbox import decide, transition
@@ -64,7 +64,8 @@ class Dispatcher:
         """Claim a batch of due messages and settle each; ``claimed == batch size`` means more may wait."""
         report = DispatchReport()
         lease = timedelta(seconds=self.config.daemon.lease_seconds)
-        ids = claim(self.engine, self.clock.now(), self.owner, self.config.daemon.batch_size, lease)
+        ids = claim(self.engine, self.clock.now(), self.owner, self.config.daemon.batch_size, lease,
+                    lease_now=self._lease_now())
         # one connection for the batch: a session per message would check one out (and ping it)
         # twice per message, once per commit (bench/dispatch measures the queue path)
         with self.engine.connect() as connection:
@@ -74,6 +75,12 @@ class Dispatcher:
         if report.claimed:
             log.info("dispatch_done", **report.__dict__)
         return report
+
+    def _lease_now(self):
+        """None on the system clock: message leases then go by the database's clock, which every host
+        shares, so a host whose clock runs fast cannot take a message another worker is sending
+        (:mod:`vitalsync.dispatch.claim`). A virtual clock (tests, the demo) is the time itself."""
+        return None if isinstance(self.clock, SystemClock) else self.clock.now()
 
     def _settle(self, message_id: int, report: DispatchReport, connection: Connection) -> None:
         now = self.clock.now()
@@ -144,12 +151,16 @@ class Dispatcher:
             return
 
     def _mark_in_flight(self, db, message: Message) -> bool:
-        """Record the attempt before the provider hears of it, only while our lease still holds."""
+        """Record the attempt before the provider hears of it, only while our lease still holds.
+
+        "Still holds" by the clock the claims go by (the database's, on the system clock): a host
+        whose clock runs slow must not go on sending a message whose lease others already see run out."""
         db.add(message)
         db.flush()
+        until_now = lease_clock(self.engine, self._lease_now())
         marked = db.execute(
             update(Message).where(Message.id == message.id, Message.lease_owner == self.owner,
-                                  Message.lease_until > self.clock.now(), Message.status == MessageStatus.NOT_SENT)
+                                  Message.lease_until > until_now, Message.status == MessageStatus.NOT_SENT)
             .values(in_flight=True, attempts=Message.attempts + 1).execution_options(synchronize_session=False))
         if marked.rowcount != 1:
             db.rollback()
