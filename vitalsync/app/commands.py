@@ -49,6 +49,8 @@ Next:
   {me} report --config {config}                   confirm / decline rates per kind
   {me} why --config {config} --appointment KEY    why an appointment got what it got
   {me} queue --config {config}                    what is still to be sent""")
+    if not args.serve:
+        print("  the front desk's console in a browser: run the demo again with --serve (./scripts/demo --serve)")
     if args.serve:
         from vitalsync.app.users import serve_demo
         return serve_demo(result, args.listen)
