@@ -26,13 +26,14 @@ import csv
 import os
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import structlog
 
 from vitalsync.core.errors import ConfigError, PersonMustAct, RetryLater
 from vitalsync.core.vocab import AppointmentStatus
 from vitalsync.sync.connector import Batch
+from vitalsync.sync.tabular import mapping_problems, timezone_problems
 from vitalsync_connectors.csv import files as drop
 from vitalsync_connectors.csv.mapping import FIELDS, Mapper, positions
 from vitalsync_connectors.csv.snapshot import FileRows, Snapshot, combine, read_file
@@ -151,18 +152,10 @@ def _writable(folder: Path, doing: str) -> None:
 def _validate(files, columns, statuses, timezone, encoding, delimiter) -> None:
     problems = [f"connector.files: '{entity}' is not one of {', '.join(FIELDS)}" for entity in files if entity not in FIELDS]
     problems += [f"connector.files: a pattern for {entity} is required" for entity in drop.REQUIRED if not files.get(entity)]
-    for entity, mapping in columns.items():
-        if entity not in FIELDS:
-            problems.append(f"connector.columns: '{entity}' is not one of {', '.join(FIELDS)}")
-            continue
-        problems += [f"connector.columns.{entity}: '{field}' is not a field (fields: {', '.join(FIELDS[entity])})"
-                     for field in mapping if field not in FIELDS[entity]]
+    problems += mapping_problems(columns, FIELDS)
     problems += [f"connector.statuses: '{status}' for '{name}' is not one of {', '.join(AppointmentStatus)}"
                  for name, status in statuses.items() if status not in set(AppointmentStatus)]
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        problems.append(f"connector.timezone: '{timezone}' is not an IANA time zone")
+    problems += timezone_problems(timezone)
     try:
         codecs.lookup(encoding)
     except LookupError:

@@ -15,12 +15,13 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from vitalsync.core.errors import ConfigError
 from vitalsync.core.secrets import read_secret
 from vitalsync.core.vocab import AppointmentStatus
 from vitalsync.sync.connector import Batch, LocationRecord
+from vitalsync.sync.tabular import mapping_problems, timezone_problems
 from vitalsync_connectors.odbc import source
 from vitalsync_connectors.odbc.mapping import DEFAULT_LOCATION, FIELDS, Mapper, positions
 from vitalsync_connectors.odbc.values import Unusable
@@ -165,16 +166,7 @@ def _validate(connection_string: str, queries: dict[str, str], columns: dict[str
                  if entity not in queries]
     problems += [f"connector.queries.{entity}: not an entity (use {', '.join(ENTITIES)})" for entity in queries
                  if entity not in FIELDS]
-    for entity, mapping in columns.items():
-        if entity not in FIELDS:
-            problems.append(f"connector.columns.{entity}: not an entity (use {', '.join(ENTITIES)})")
-            continue
-        problems += [f"connector.columns.{entity}.{name}: not a field of {entity} (use {', '.join(FIELDS[entity])})"
-                     for name in mapping if name not in FIELDS[entity]]
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        problems.append(f"connector.timezone: unknown time zone {timezone!r} "
-                        "(use an IANA name such as 'America/New_York')")
+    problems += mapping_problems(columns, FIELDS)
+    problems += timezone_problems(timezone)
     if problems:
         raise ConfigError(problems)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from vitalsync.core.vocab import AppointmentStatus
 
 #: The fields each entity's rows may carry; ``duration`` (minutes) stands in for a missing end.
@@ -31,3 +33,24 @@ YES = frozenset({"1", "y", "yes", "t", "true", "x", "a", "active", "on"})
 
 #: The length of an appointment whose source gives neither end nor duration.
 DEFAULT_MINUTES = 30
+
+
+def mapping_problems(columns: dict[str, dict[str, str]], fields: dict[str, tuple[str, ...]] = FIELDS) -> list[str]:
+    """What is wrong with a ``[connector.columns]`` table (entity → field → source column), in config terms."""
+    problems = []
+    for entity, mapping in columns.items():
+        if entity not in fields:
+            problems.append(f"connector.columns.{entity}: not an entity (use {', '.join(fields)})")
+            continue
+        problems += [f"connector.columns.{entity}.{name}: not a field of {entity} (use {', '.join(fields[entity])})"
+                     for name in mapping if name not in fields[entity]]
+    return problems
+
+
+def timezone_problems(timezone: str) -> list[str]:
+    """``connector.timezone`` must name an IANA zone."""
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return [f"connector.timezone: unknown time zone {timezone!r} (use an IANA name such as 'America/New_York')"]
+    return []
