@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from tests.test_reconcile import events, one_reminder_due, the_message
+from tests.test_reconcile import events, flag_by_hand as flag, one_reminder_due, the_message
 from vitalsync.core.db import session
 from vitalsync.core.errors import AmbiguousSendError
 from vitalsync.core.vocab import MessageStatus
@@ -46,16 +46,6 @@ def on_channel(runtime, connector, channel: str, address: str) -> Message:
         db.add(message)
         db.commit()
     return the_message(runtime)
-
-
-def flag(runtime) -> None:
-    """A crash right after the attempt was recorded, before the provider heard of it."""
-    with session(runtime.engine) as db:
-        message = db.get(Message, the_message(runtime).id)
-        message.status, message.status_at, message.attempts, message.in_flight = (
-            MessageStatus.NEEDS_RECONCILIATION, runtime.clock.now(), 1, True)
-        db.add(message)
-        db.commit()
 
 
 def answer_lost(monkeypatch, sender) -> None:
