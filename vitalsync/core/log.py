@@ -17,6 +17,7 @@ ALLOWED = frozenset({
     "seconds", "queued", "cancelled", "decisions", "claimed", "sent", "deferred", "dropped", "failed",
     "retried", "unsure", "intent", "matched", "needs_staff", "source", "job", "deliveries", "replies",
     "day", "kind", "count", "error_type", "version", "config", "database", "connector", "next_run",
+    "message_id", "user_id", "channel",  # internal ids and sms/email/voice: no patient data
 })
 
 
