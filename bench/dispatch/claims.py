@@ -74,8 +74,8 @@ def vitalsync_drain(database_url: str, count: int, batch: int) -> dict:
                     message = db.get(Message, message_id)
                     if not dispatcher._mark_in_flight(db, message):
                         raise SystemExit("lost a lease during the benchmark")
-                    message.provider_ref, message.sent_at = f"SM{message_id:032d}", clock.now()
-                    dispatcher._finish(db, message, MessageStatus.SENT, "", report)
+                    dispatcher._finish(db, message, MessageStatus.SENT, "", report,
+                                       provider_ref=f"SM{message_id:032d}", sent_at=clock.now())
     seconds = time.perf_counter() - started
     with session(engine) as db:
         done = db.scalar(select(func.count()).select_from(Message).where(Message.status == MessageStatus.SENT))

@@ -62,6 +62,10 @@ def release(engine: Engine, name: str, owner: str) -> None:
                            .values(until=datetime(1970, 1, 1).astimezone()))
 
 
+#: PostgreSQL's clock, read by the server inside the statement (see :func:`database_now`)
+SERVER_NOW = func.timezone("UTC", func.clock_timestamp(), type_=DateTime())
+
+
 def database_now(engine: Engine):
     """The database's idea of now: a SQL expression on PostgreSQL, evaluated by the server in the
     statement itself, so the caller's clock plays no part. ``until`` is stored as naive UTC
@@ -69,5 +73,5 @@ def database_now(engine: Engine):
     the start of the transaction and could lag behind after a wait for the row's lock. Message
     claims (:mod:`vitalsync.dispatch.claim`) share it."""
     if engine.dialect.name == "postgresql":
-        return func.timezone("UTC", func.clock_timestamp(), type_=DateTime())
+        return SERVER_NOW
     return datetime.now(timezone.utc)  # SQLite: one host, so its clock is the shared one

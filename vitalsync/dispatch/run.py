@@ -14,22 +14,24 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import cache
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import Connection, Engine, update
-from sqlmodel import Session
+from sqlalchemy import Connection, Engine, bindparam, update
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import Session
 
 from vitalsync.core.clock import Clock, SystemClock
 from vitalsync.core.config import Config
 from vitalsync.core.errors import AmbiguousSendError, PermanentSendError, TransientSendError, UnreachableError
+from vitalsync.core.leases import SERVER_NOW
 from vitalsync.core.vocab import Channel, DecisionKind, MessageStatus
 from vitalsync.dispatch.claim import claim, lease_clock, release
 from vitalsync.dispatch.recheck import Facts, gather, opted_out, stale
 from vitalsync.dispatch.sender import Outgoing, Sender
-from vitalsync.queue.outbox import decide, transition
+from vitalsync.queue.outbox import decide, store, transition
 from vitalsync.queue.tables import Message, MessageEvent
 from vitalsync.rules.kinds import MessageKind
 from vitalsync.rules.recipients import usable
@@ -146,8 +148,7 @@ class Dispatcher:
             except AmbiguousSendError as exc:
                 self._finish(db, message, MessageStatus.NEEDS_RECONCILIATION, str(exc), report)
             else:
-                message.provider_ref, message.sent_at = reference, self.clock.now()
-                self._finish(db, message, MessageStatus.SENT, "", report)
+                self._finish(db, message, MessageStatus.SENT, "", report, provider_ref=reference, sent_at=self.clock.now())
             return
 
     def _mark_in_flight(self, db, message: Message) -> bool:
@@ -157,11 +158,10 @@ class Dispatcher:
         whose clock runs slow must not go on sending a message whose lease others already see run out."""
         db.add(message)
         db.flush()
-        until_now = lease_clock(self.engine, self._lease_now())
-        marked = db.execute(
-            update(Message).where(Message.id == message.id, Message.lease_owner == self.owner,
-                                  Message.lease_until > until_now, Message.status == MessageStatus.NOT_SENT)
-            .values(in_flight=True, attempts=Message.attempts + 1).execution_options(synchronize_session=False))
+        clock = lease_clock(self.engine, self._lease_now())
+        server = not isinstance(clock, datetime)  # the server's clock, read inside the statement
+        marked = db.connection().execute(_in_flight(server), {
+            "id_": message.id, "owner": self.owner, **({} if server else {"now": clock})})
         if marked.rowcount != 1:
             db.rollback()
             return False
@@ -214,15 +214,27 @@ class Dispatcher:
                patient_key=message.patient_key, message_id=message.id, channel=message.channel)
         self._finish(db, message, MessageStatus(status), reason, report)
 
-    def _finish(self, db, message: Message, status: MessageStatus, reason: str, report: DispatchReport) -> None:
-        message.in_flight = False
-        release(message)
-        transition(db, message, status, at=self.clock.now(), source="dispatch", detail=reason)
-        db.add(message)
+    def _finish(self, db, message: Message, status: MessageStatus, reason: str, report: DispatchReport,
+                **values) -> None:
+        """End the attempt (lease released, no longer in flight) with ``status`` and ``values``, committed."""
+        values.update(in_flight=False, lease_owner=None, lease_until=None)
+        if not transition(db, message, status, at=self.clock.now(), source="dispatch", detail=reason, also=values):
+            store(db, message, **values)
         db.commit()
         field = {MessageStatus.SENT: "sent", MessageStatus.FAILED: "failed",
                  MessageStatus.NEEDS_RECONCILIATION: "unsure"}.get(status, "dropped")
         setattr(report, field, getattr(report, field) + 1)
+
+
+@cache
+def _in_flight(server: bool):
+    """The UPDATE that marks a message in flight while its lease holds: judged by PostgreSQL's clock
+    (``server``), or by the ``now`` parameter. Built once (its cache key is then computed once)."""
+    table = Message.__table__
+    until_now = SERVER_NOW if server else bindparam("now")
+    return (update(table).where(table.c.id == bindparam("id_"), table.c.lease_owner == bindparam("owner"),
+                                table.c.lease_until > until_now, table.c.status == MessageStatus.NOT_SENT.value)
+            .values(in_flight=True, attempts=table.c.attempts + 1))
 
 
 def _event(message: Message, at, detail: str) -> MessageEvent:
