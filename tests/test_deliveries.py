@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+import time
 from urllib.parse import urlencode
 
 import httpx
@@ -78,6 +79,45 @@ def test_each_waiting_request_is_answered_once_its_group_is_committed(runtime):
 
     assert asyncio.run(all_at_once()) == [True] * 40 + [False]
     assert [status(runtime, i) for i in ids] == ["received"] * 40
+
+
+def test_writers_stay_for_the_next_burst_then_end_when_idle(runtime, monkeypatch):
+    """A burst after a pause reuses the waiting writer; with nothing to do for a while, writers end."""
+    monkeypatch.setattr(DeliveryWriter, "IDLE_SECONDS", 0.3)
+    ids = [add_message(runtime, f"SM{i}") for i in range(20)]
+    writer = DeliveryWriter(runtime.engine, runtime.clock, threading.Lock(), writers=2)
+
+    async def bursts():
+        first = await asyncio.gather(*(writer.record(Delivery(f"SM{i}", True)) for i in range(10)))
+        await asyncio.sleep(0.05)
+        running = writer._running
+        second = await asyncio.gather(*(writer.record(Delivery(f"SM{i}", True)) for i in range(10, 20)))
+        return first + second, running
+
+    answers, running = asyncio.run(bursts())
+    assert answers == [True] * 20 and 1 <= running <= 2
+    assert [status(runtime, i) for i in ids] == ["received"] * 20
+    deadline = time.monotonic() + 5
+    while writer._running and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert writer._running == 0
+
+
+def test_a_request_gone_before_its_group_commits_is_recorded_all_the_same(runtime):
+    message = add_message(runtime, "SM1")
+    writer = DeliveryWriter(runtime.engine, runtime.clock)
+
+    async def give_up():
+        request = asyncio.ensure_future(writer.record(Delivery("SM1", True)))
+        await asyncio.sleep(0)  # queued
+        request.cancel()  # the client hung up
+        for _ in range(100):  # the loop stays open until the writer has answered
+            if status(runtime, message) == "received":
+                break
+            await asyncio.sleep(0.02)
+
+    asyncio.run(give_up())
+    assert status(runtime, message) == "received"
 
 
 def test_a_group_that_fails_is_written_again_one_by_one(runtime, monkeypatch):
