@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 import pytest
+import urllib3
 from twilio.request_validator import RequestValidator
 
 from vitalsync.core.errors import (AmbiguousSendError, PermanentSendError, PersonMustAct, SendError,
@@ -180,6 +182,30 @@ def test_a_request_that_hangs_past_the_timeout_is_ambiguous(twilio):
     assert len(twilio.messages) == 1  # it did leave: only reconciliation can tell
 
 
+@pytest.mark.parametrize("answer", [b"", b"HTTP/1.1 201 Created\r\nContent-Length: 9\r\n\r\nnot json!"],
+                         ids=["connection closed after the request", "unreadable answer"])
+def test_a_request_that_left_without_a_readable_answer_is_ambiguous(answer):
+    """The request reached the server, so the message may exist: reconcile, never send again blindly."""
+    server = socket.create_server(("127.0.0.1", 0))
+    heard = []
+
+    def one_exchange():
+        conn, _ = server.accept()
+        with conn:
+            heard.append(conn.recv(65536))
+            conn.sendall(answer)
+
+    thread = threading.Thread(target=one_exchange, daemon=True)
+    thread.start()
+    sender = TwilioSms("AC" + "0" * 32, "token", from_number="+15005550006",
+                       base_url=f"http://127.0.0.1:{server.getsockname()[1]}", timeout=5)
+    with pytest.raises(AmbiguousSendError):
+        sender.send(outgoing())
+    thread.join(5)
+    server.close()
+    assert heard and heard[0].startswith(b"POST ")
+
+
 def test_a_wrong_auth_token_stops_for_a_person_and_sends_nothing(twilio):
     with pytest.raises(TransientSendError) as caught:
         TwilioSms(twilio.account_sid, "wrong", from_number="+15005550006", base_url=twilio.base_url).send(outgoing())
@@ -254,13 +280,13 @@ def test_no_exception_names_a_phone_number_or_the_message(twilio):
 
 
 def test_a_proxy_from_the_environment_is_read_once_when_the_client_is_made(monkeypatch):
-    """requests would read the environment again on each send; the sender reads it at start and keeps it."""
+    """The sender reads the environment's proxy for the API host at start (NO_PROXY honoured) and keeps it."""
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.clinic.example:3128")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     _, http = connect("AC" + "0" * 32, "token", "https://api.twilio.com", 5)
-    assert http.proxy["https"] == "http://proxy.clinic.example:3128"
-    assert http.session.trust_env is False
+    assert http.proxy == "http://proxy.clinic.example:3128"
+    assert isinstance(http.pool, urllib3.ProxyManager) and http.pool.proxy.host == "proxy.clinic.example"
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     _, local = connect("AC" + "0" * 32, "token", "http://127.0.0.1:8080", 5)
-    assert local.proxy == {}
+    assert local.proxy is None and not isinstance(local.pool, urllib3.ProxyManager)

@@ -11,27 +11,24 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import threading
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
-import requests
-from requests.utils import get_environ_proxies
 from twilio.base import values
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
-from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, ProtocolError, ProxyError, ReadTimeoutError, SSLError
 
 from vitalsync.core.errors import (AmbiguousSendError, ConfigError, PermanentSendError, PersonMustAct, SendError,
                                    TransientSendError, UnreachableError)
 from vitalsync.dispatch.pace import Pacer
 from vitalsync.dispatch.sender import Outgoing
+from vitalsync.dispatch.twilio_http import Urllib3HttpClient
 from vitalsync.rules.render import sms_segments
 
 # twilio's client logs each request's parameters (numbers, bodies) at INFO: PHI stays out of logs
+# (our transport does not log; this keeps it so should twilio's own be used)
 logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 
 REFUSALS: dict[int, tuple[type[SendError], str]] = {
@@ -50,33 +47,8 @@ class AccountRefused(TransientSendError, PersonMustAct):
     """Twilio refused the account's credentials or sender; nothing was sent, and a person must fix the config."""
 
 
-class _HttpClient(TwilioHttpClient):
-    """twilio's requests-based client, remembering each thread's last response headers (for Retry-After).
-
-    requests reads the proxy and CA-bundle variables from the whole environment again on every
-    request (about a fifth of a send's time on the client, measured by bench/dispatch); a running
-    process's environment does not change, so they are read once here, and the session no longer
-    consults the environment.
-    """
-
-    def __init__(self, timeout: float, base_url: str) -> None:
-        super().__init__(timeout=timeout, proxy=get_environ_proxies(base_url))
-        self.session.trust_env = False
-        self.session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-        self._last = threading.local()
-
-    def request(self, *args, **kwargs):
-        self._last.headers = {}
-        response = super().request(*args, **kwargs)
-        self._last.headers = response.headers or {}
-        return response
-
-    def last_headers(self) -> dict:
-        return getattr(self._last, "headers", {})
-
-
-def connect(account_sid: str, auth_token: str, base_url: str, timeout: float) -> tuple[Client, _HttpClient]:
-    http = _HttpClient(timeout, base_url)
+def connect(account_sid: str, auth_token: str, base_url: str, timeout: float) -> tuple[Client, Urllib3HttpClient]:
+    http = Urllib3HttpClient(timeout, base_url)
     client = Client(account_sid, auth_token, http_client=http)
     client.edge = client.region = None  # base_url already names the edge, if any
     client.api.base_url = base_url.rstrip("/")
@@ -84,20 +56,19 @@ def connect(account_sid: str, auth_token: str, base_url: str, timeout: float) ->
 
 
 @contextmanager
-def translated(http: _HttpClient) -> Iterator[None]:
+def translated(http: Urllib3HttpClient) -> Iterator[None]:
     """Turn whatever the twilio client raises into the send error that says what happens next."""
     try:
         yield
     except (TwilioRestException, TwilioServiceException) as exc:
         raise refusal(exc.status, exc.code, http.last_headers()) from None
-    except requests.ConnectionError as exc:
-        reason = exc.args[0].reason if exc.args and isinstance(exc.args[0], MaxRetryError) else exc.args[0] if exc.args else None
-        if isinstance(exc, requests.ConnectTimeout) or isinstance(reason, (NewConnectionError, ConnectTimeoutError)):
-            raise TransientSendError("could not connect to Twilio; nothing was sent") from None
-        raise AmbiguousSendError("the connection to Twilio broke after the request was sent; reconcile") from None
-    except requests.Timeout:
+    except (ConnectTimeoutError, SSLError, ProxyError):  # NewConnectionError is a ConnectTimeoutError
+        raise TransientSendError("could not connect to Twilio; nothing was sent") from None
+    except ReadTimeoutError:
         raise AmbiguousSendError("Twilio did not answer in time; the message may have been sent") from None
-    except (requests.RequestException, TwilioException, json.JSONDecodeError):
+    except ProtocolError:
+        raise AmbiguousSendError("the connection to Twilio broke after the request was sent; reconcile") from None
+    except (HTTPError, TwilioException, json.JSONDecodeError, UnicodeDecodeError):
         raise AmbiguousSendError("Twilio's answer could not be read; the message may have been sent") from None
 
 
