@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
-from sqlalchemy import Engine, bindparam, insert, select, update
+from sqlalchemy import Engine, bindparam, insert, select, text, update
 from sqlmodel import Session
 
 from vitalsync.core.clock import Clock
-from vitalsync.core.db import session
+from vitalsync.core.db import UTCDateTime, session
 from vitalsync.core.vocab import MessageStatus
 from vitalsync.queue.outbox import moves
 from vitalsync.queue.tables import Message, MessageEvent
@@ -49,14 +49,10 @@ def record_deliveries(db: Session, deliveries: Sequence[Delivery], at: datetime)
     per message (bench/dispatch); so a session passed in must not hold these messages loaded. Each
     result says whether that report's message is known.
     """
-    connection, table = db.connection(), Message.__table__  # plain statements: no ORM compile or bulk modes
-    references = sorted({d.reference for d in deliveries})
-    query = select(table.c.id, table.c.provider_ref, table.c.status).where(
-        table.c.provider_ref.in_(references)).order_by(table.c.id)
-    if connection.dialect.name == "postgresql":
-        query = query.with_for_update()
+    connection = db.connection()
+    postgres = connection.dialect.name == "postgresql"
     current: dict[str, list] = {}
-    for message_id, reference, status in connection.execute(query):
+    for message_id, reference, status in connection.execute(*_lookup(postgres, {d.reference for d in deliveries})):
         current.setdefault(reference, [message_id, MessageStatus(status)])
     known, final, events = [], {}, []
     for delivery in deliveries:
@@ -66,20 +62,59 @@ def record_deliveries(db: Session, deliveries: Sequence[Delivery], at: datetime)
         if entry is None or not moves(entry[1], status):
             continue
         entry[1] = status
-        reason = delivery.detail or final.get(entry[0], {}).get("reason_")  # transition keeps the reason on ""
-        final[entry[0]] = {"id_": entry[0], "status_": status.value, "reason_": reason}
-        events.append({"message_id": entry[0], "at": at, "status": status.value, "source": "provider",
-                       "detail": delivery.detail})
+        reason = delivery.detail or final.get(entry[0], ("", "", ""))[2]  # transition keeps the reason on ""
+        final[entry[0]] = (entry[0], status.value, reason)
+        events.append((entry[0], status.value, delivery.detail))
     if final:  # one row per message, its last state: the history rows keep every step, in order
-        base = update(table).where(table.c.id == bindparam("id_"))
-        keep = [row for row in final.values() if not row["reason_"]]
-        new = [row for row in final.values() if row["reason_"]]
-        if keep:
-            connection.execute(base.values(status=bindparam("status_"), status_at=at), keep)
-        if new:
-            connection.execute(base.values(status=bindparam("status_"), status_at=at, reason=bindparam("reason_")), new)
-        connection.execute(insert(MessageEvent.__table__), events)
+        (_write_postgres if postgres else _write)(connection, list(final.values()), events, at)
     return known
+
+
+def _lookup(postgres: bool, references: set[str]):
+    """The messages of ``references``, in id order (locked on PostgreSQL: concurrent writers never deadlock)."""
+    if postgres:  # one array parameter: an IN list would be compiled anew for each group's size
+        return _PG_LOOKUP, {"refs": sorted(references)}
+    table = Message.__table__
+    return select(table.c.id, table.c.provider_ref, table.c.status).where(
+        table.c.provider_ref.in_(sorted(references))).order_by(table.c.id), {}
+
+
+def _write(connection, final: list[tuple], events: list[tuple], at: datetime) -> None:
+    table = Message.__table__
+    base = update(table).where(table.c.id == bindparam("id_"))
+    keep = [{"id_": i, "status_": status} for i, status, reason in final if not reason]
+    new = [{"id_": i, "status_": status, "reason_": reason} for i, status, reason in final if reason]
+    if keep:
+        connection.execute(base.values(status=bindparam("status_"), status_at=at), keep)
+    if new:
+        connection.execute(base.values(status=bindparam("status_"), status_at=at, reason=bindparam("reason_")), new)
+    connection.execute(insert(MessageEvent.__table__), [
+        {"message_id": i, "at": at, "status": status, "source": "provider", "detail": detail}
+        for i, status, detail in events])
+
+
+def _write_postgres(connection, final: list[tuple], events: list[tuple], at: datetime) -> None:
+    """The same writes as :func:`_write`, a statement each with the group's values as arrays: psycopg
+    binds a list in C, where a row at a time costs Python work per value (~a fifth of a callback)."""
+    ids, statuses, reasons = map(list, zip(*final))
+    connection.execute(_PG_UPDATE, {"ids": ids, "statuses": statuses, "reasons": reasons, "at": at})
+    ids, statuses, details = map(list, zip(*events))
+    connection.execute(_PG_HISTORY, {"ids": ids, "statuses": statuses, "details": details, "at": at})
+
+
+_MESSAGE, _EVENT = Message.__table__.name, MessageEvent.__table__.name
+_PG_LOOKUP = text(f"SELECT id, provider_ref, status FROM {_MESSAGE} WHERE provider_ref = ANY(:refs) "
+                  "ORDER BY id FOR UPDATE")
+_PG_UPDATE = text(
+    f"UPDATE {_MESSAGE} AS m SET status = v.status, status_at = :at, "
+    "reason = CASE WHEN v.reason = '' THEN m.reason ELSE v.reason END "
+    "FROM unnest(CAST(:ids AS integer[]), CAST(:statuses AS text[]), CAST(:reasons AS text[])) AS v(id, status, reason) "
+    "WHERE m.id = v.id").bindparams(bindparam("at", type_=UTCDateTime()))
+_PG_HISTORY = text(
+    f"INSERT INTO {_EVENT} (message_id, at, status, source, detail) "
+    "SELECT v.id, :at, v.status, 'provider', v.detail "
+    "FROM unnest(CAST(:ids AS integer[]), CAST(:statuses AS text[]), CAST(:details AS text[])) "
+    "WITH ORDINALITY AS v(id, status, detail, n) ORDER BY v.n").bindparams(bindparam("at", type_=UTCDateTime()))
 
 
 class DeliveryWriter:
