@@ -13,6 +13,7 @@ from itertools import repeat
 from sqlalchemy import Connection, String, Table
 
 from vitalsync.core.db import UTCDateTime
+from vitalsync.sync.connector import StoredForm
 
 
 class Writer:
@@ -34,11 +35,12 @@ class Writer:
         psycopg = conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
         self.copy_sql = None if not psycopg else f"COPY {quote(table.name)} ({', '.join(names)}) FROM STDIN"
 
-    def insert(self, rows: list[tuple], extra: tuple = ()) -> None:
-        """``rows`` with ``extra`` (the same values for every row) after each one."""
+    def insert(self, rows: list[tuple], extra: tuple = (), stored: bool = False) -> None:
+        """``rows`` with ``extra`` (the same values for every row) after each one; ``stored``: the
+        rows' values are already as the mirror stores them (``stored_form``), only ``extra`` is converted."""
         if not rows:
             return
-        values = self._columns(rows, extra)
+        values = self._stored(rows, extra) if stored else self._columns(rows, extra)
         cursor = self.conn.connection.dbapi_connection.cursor()
         try:
             if self.copy_sql is None:
@@ -55,6 +57,13 @@ class Writer:
         """Rows in column order, the key first; it goes last, into the WHERE clause."""
         if rows:
             self.conn.exec_driver_sql(self.update_sql, [(*values[1:], values[0]) for values in self._columns(rows, extra)])
+
+    def _stored(self, rows: list[tuple], extra: tuple) -> list[tuple]:
+        if not extra:
+            return rows
+        tail = tuple(value if convert is None else convert(value)
+                     for convert, value in zip(self.convert[len(rows[0]):], extra))
+        return [row + tail for row in rows]
 
     def _columns(self, rows: list[tuple], extra: tuple):
         """The converted rows, built column by column: ``map`` over a column of a cached converter
@@ -117,3 +126,18 @@ def _naive_utc(value: datetime) -> datetime:
 def _sqlite_utc(value: datetime) -> str:
     """SQLAlchemy's own text form of a SQLite date-time, so its reads parse what we write."""
     return _naive_utc(value).isoformat(" ", "microseconds")
+
+
+def _same(value):
+    return value
+
+
+#: what the converters above make of each kind of value, for streams that hand values over already
+#: so (``Writer.insert(stored=True)``): SQLite keeps times as SQLAlchemy's text of UTC, dates as
+#: ISO text and flags as ints; PostgreSQL takes naive UTC datetimes and the rest as they are
+SQLITE_FORM = StoredForm(instant=_sqlite_utc, day=date.isoformat, flag=_SQLITE_BOOLEAN)
+POSTGRES_FORM = StoredForm(instant=_naive_utc, day=_same, flag=_same)
+
+
+def stored_form(conn: Connection) -> StoredForm:
+    return SQLITE_FORM if conn.dialect.name == "sqlite" else POSTGRES_FORM

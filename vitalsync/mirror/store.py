@@ -20,10 +20,10 @@ from sqlalchemy import Connection, Table, bindparam, select, update
 from sqlmodel import Session, select as model_select
 
 from vitalsync.core.vocab import AppointmentStatus, Channel
-from vitalsync.mirror.bulk import Writer
+from vitalsync.mirror.bulk import Writer, stored_form
 from vitalsync.mirror.tables import Appointment, Location, OptOut, Patient, Pickup, Provider, Recall
 from vitalsync.sync.connector import (AppointmentRecord, Batch, LocationRecord, PatientRecord, PickupRecord,
-                                      ProviderRecord, RecallRecord, record_chunks)
+                                      ProviderRecord, RecallRecord, StoredForm, record_chunks, stored_chunks)
 
 CHUNK = 2000
 AHEAD = 32  #: chunks of appointments read ahead while the tables before them are written
@@ -65,7 +65,8 @@ def _apply(session: Session, batch: Batch, now: datetime) -> Changes:
     changes = Changes()
     # the appointments (most of a full sync) are read on their own connection from the start, while
     # the tables before them are written
-    appointments = _ReadAhead(batch.appointments, AppointmentRecord, depth=AHEAD)
+    appointments = _ReadAhead(batch.appointments, AppointmentRecord, depth=AHEAD,
+                              form=_form(conn, Appointment.__table__))
     try:
         for model, kind, records, stamp, unreadable in (
             (Location, LocationRecord, batch.locations, {}, ()),
@@ -86,12 +87,16 @@ def _apply(session: Session, batch: Batch, now: datetime) -> Changes:
 
 class _ReadAhead:
     """Chunks of record tuples, read on a thread from the moment this is made: the source is read
-    while the database writes. The writer takes them by iterating; ``close`` stops the reading."""
+    while the database writes. The writer takes them by iterating; ``close`` stops the reading.
+    Given a ``form``, a stream that can hands its values over in it (``stored`` says whether it did)."""
 
-    def __init__(self, records, kind: type, depth: int = 4) -> None:
+    def __init__(self, records, kind: type, depth: int = 4, form: StoredForm | None = None) -> None:
         self.chunks: Queue = Queue(maxsize=depth)
         self.stopped = Event()
-        Thread(target=self._produce, args=(records, kind), name="vitalsync-read-ahead", daemon=True).start()
+        stored = None if form is None else stored_chunks(records, CHUNK, form)
+        self.stored = stored is not None
+        chunks = stored if stored is not None else record_chunks(records, kind, CHUNK)
+        Thread(target=self._produce, args=(chunks,), name="vitalsync-read-ahead", daemon=True).start()
 
     def _hand_over(self, item) -> bool:
         while not self.stopped.is_set():
@@ -102,9 +107,9 @@ class _ReadAhead:
                 continue
         return False
 
-    def _produce(self, records, kind: type) -> None:
+    def _produce(self, chunks) -> None:
         try:
-            for chunk in record_chunks(records, kind, CHUNK):
+            for chunk in chunks:
                 if not self._hand_over(chunk):
                     return  # the writer gave up; stop reading
             self._hand_over(None)
@@ -124,8 +129,14 @@ class _ReadAhead:
         self.stopped.set()
 
 
-def _chunks(records, kind: type) -> _ReadAhead:
-    return records if isinstance(records, _ReadAhead) else _ReadAhead(records, kind)
+def _chunks(records, kind: type, form: StoredForm | None) -> _ReadAhead:
+    return records if isinstance(records, _ReadAhead) else _ReadAhead(records, kind, form=form)
+
+
+def _form(conn: Connection, table: Table) -> StoredForm | None:
+    """An empty table is filled with what the source hands over, as stored when it can: there is
+    nothing to compare, so values need not be in the records' form."""
+    return stored_form(conn) if _empty(conn, table) else None
 
 
 @contextmanager
@@ -157,7 +168,8 @@ def _upsert_chunks(conn, table, kind, records, stamp, empty, seen, changes) -> N
     names = [f.name for f in fields(kind)]
     writer = Writer(conn, table, names + list(stamp))
     extra = tuple(stamp.values())
-    for chunk in _chunks(records, kind):
+    chunks = _chunks(records, kind, stored_form(conn) if empty else None)
+    for chunk in chunks:
         wanted = dict(zip(map(itemgetter(0), chunk), chunk))  # a key named twice: the last one
         if empty:
             inserts, updates = list(wanted.values()), []
@@ -166,7 +178,7 @@ def _upsert_chunks(conn, table, kind, records, stamp, empty, seen, changes) -> N
                 select(*(table.c[name] for name in names)).where(table.c.key.in_(list(wanted))))}
             inserts = [values for key, values in wanted.items() if key not in existing]
             updates = [values for key, values in wanted.items() if key in existing and existing[key] != values]
-        writer.insert(inserts, extra)
+        writer.insert(inserts, extra, stored=chunks.stored)
         writer.update(updates, extra)
         changes.rows += len(chunk)
         changes.changed += len(inserts) + len(updates)
@@ -202,7 +214,8 @@ def _appointment_chunks(conn: Connection, records, now: datetime, changes: Chang
     writer = Writer(conn, table, APPOINTMENT_FIELDS + ["version", "previous_start", "first_seen_at", "changed_at"])
     updater = Writer(conn, table, APPOINTMENT_FIELDS + ["version", "previous_start", "changed_at"])
     width = len(APPOINTMENT_FIELDS)
-    for chunk in _chunks(records, AppointmentRecord):
+    chunks = _chunks(records, AppointmentRecord, None)
+    for chunk in chunks:
         keys = list(map(itemgetter(0), chunk))
         if empty:
             inserts, updates = chunk, []
@@ -215,7 +228,7 @@ def _appointment_chunks(conn: Connection, records, now: datetime, changes: Chang
                     inserts.append(values)
                 elif tuple(old[:width]) != values:
                     updates.append(_changed(old._mapping, dict(zip(APPOINTMENT_FIELDS, values)), now, changes))
-        writer.insert(inserts, (1, None, now, now))
+        writer.insert(inserts, (1, None, now, now), stored=chunks.stored)
         updater.update(updates)
         changes.rows += len(chunk)
         changes.changed += len(inserts) + len(updates)
