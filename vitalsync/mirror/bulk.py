@@ -24,48 +24,52 @@ class Writer:
     def __init__(self, conn: Connection, table: Table, columns: list[str]) -> None:
         self.conn = conn
         quote = conn.dialect.identifier_preparer.quote
-        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-        names = [quote(name) for name in columns]
-        self.insert_sql = f"INSERT INTO {quote(table.name)} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})"
-        self.update_sql = (f"UPDATE {quote(table.name)} SET {', '.join(f'{n} = {mark}' for n in names[1:])} "
-                           f"WHERE {names[0]} = {mark}")
-        sqlite = conn.dialect.name == "sqlite"
-        self.convert = [_converter(table.c[name], sqlite) for name in columns]
+        self.mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        self.names = [quote(name) for name in columns]
+        self.table_name = quote(table.name)
+        self.insert_sql = self._insert_sql(())
+        self.update_sql = (f"UPDATE {self.table_name} SET {', '.join(f'{n} = {self.mark}' for n in self.names[1:])} "
+                           f"WHERE {self.names[0]} = {self.mark}")
+        self.sqlite = conn.dialect.name == "sqlite"
+        self.convert = [_converter(table.c[name], self.sqlite) for name in columns]
         # PostgreSQL takes new rows fastest through COPY, in the same transaction
         psycopg = conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
-        self.copy_sql = None if not psycopg else f"COPY {quote(table.name)} ({', '.join(names)}) FROM STDIN"
+        self.copy_sql = None if not psycopg else f"COPY {self.table_name} ({', '.join(self.names)}) FROM STDIN"
 
     def insert(self, rows: list[tuple], extra: tuple = (), stored: bool = False) -> None:
         """``rows`` with ``extra`` (the same values for every row) after each one; ``stored``: the
         rows' values are already as the mirror stores them (``stored_form``), only ``extra`` is converted."""
         if not rows:
             return
-        values = self._stored(rows, extra) if stored else self._columns(rows, extra)
+        values = rows if stored else self._columns(rows)
+        tail = tuple(value if convert is None else convert(value)
+                     for convert, value in zip(self.convert[len(rows[0]):], extra))
         cursor = self.conn.connection.dbapi_connection.cursor()
         try:
-            if self.copy_sql is None:
-                cursor.executemany(self.insert_sql, values)
-                return
-            with cursor.copy(self.copy_sql) as copy:
-                write = copy.write_row
-                for row in values:
-                    write(row)
+            if self.copy_sql is not None:
+                with cursor.copy(self.copy_sql) as copy:
+                    write = copy.write_row
+                    for row in values:
+                        write(row + tail)
+            elif self.sqlite and (literals := _literals(tail)) is not None:
+                # the values every row shares are written into the statement: binding them on each
+                # row would cost SQLite a third more here
+                cursor.executemany(self._insert_sql(literals), values)
+            else:
+                cursor.executemany(self.insert_sql, [row + tail for row in values] if tail else values)
         finally:
             cursor.close()
+
+    def _insert_sql(self, literals: tuple[str, ...]) -> str:
+        marks = [self.mark] * (len(self.names) - len(literals))
+        return f"INSERT INTO {self.table_name} ({', '.join(self.names)}) VALUES ({', '.join([*marks, *literals])})"
 
     def update(self, rows: list[tuple], extra: tuple = ()) -> None:
         """Rows in column order, the key first; it goes last, into the WHERE clause."""
         if rows:
             self.conn.exec_driver_sql(self.update_sql, [(*values[1:], values[0]) for values in self._columns(rows, extra)])
 
-    def _stored(self, rows: list[tuple], extra: tuple) -> list[tuple]:
-        if not extra:
-            return rows
-        tail = tuple(value if convert is None else convert(value)
-                     for convert, value in zip(self.convert[len(rows[0]):], extra))
-        return [row + tail for row in rows]
-
-    def _columns(self, rows: list[tuple], extra: tuple):
+    def _columns(self, rows: list[tuple], extra: tuple = ()):
         """The converted rows, built column by column: ``map`` over a column of a cached converter
         stays in C for every value seen before."""
         width = len(rows[0])
@@ -76,6 +80,21 @@ class Writer:
         for convert, value in zip(self.convert[width:], extra):
             columns.append(repeat(value if convert is None else convert(value)))
         return zip(*columns)
+
+
+def _literals(values: tuple) -> tuple[str, ...] | None:
+    """SQLite literals of converted values (NULL, ints, text), or None when one is of another kind."""
+    literals = []
+    for value in values:
+        if value is None:
+            literals.append("NULL")
+        elif type(value) is int:
+            literals.append(str(value))
+        elif type(value) is str:
+            literals.append("'" + value.replace("'", "''") + "'")
+        else:
+            return None
+    return tuple(literals)
 
 
 #: the sqlite3 module binds a bool only after a failed look-up of an adapter for it (slow); an int at once
