@@ -7,13 +7,17 @@ writes stay with SQLAlchemy.
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import date, datetime, timezone
-from itertools import repeat
+from itertools import chain, repeat
 
 from sqlalchemy import Connection, String, Table
 
 from vitalsync.core.db import UTCDateTime
 from vitalsync.sync.connector import StoredForm
+
+
+ROWS_PER_INSERT = 500  #: new rows in one SQLite INSERT (fewer when its bound variables would pass the limit)
 
 
 class Writer:
@@ -52,17 +56,30 @@ class Writer:
                     for row in values:
                         write(row + tail)
             elif self.sqlite and (literals := _literals(tail)) is not None:
-                # the values every row shares are written into the statement: binding them on each
-                # row would cost SQLite a third more here
-                cursor.executemany(self._insert_sql(literals), values)
+                self._sqlite_insert(cursor, values if isinstance(values, list) else list(values), literals)
             else:
                 cursor.executemany(self.insert_sql, [row + tail for row in values] if tail else values)
         finally:
             cursor.close()
 
-    def _insert_sql(self, literals: tuple[str, ...]) -> str:
-        marks = [self.mark] * (len(self.names) - len(literals))
-        return f"INSERT INTO {self.table_name} ({', '.join(self.names)}) VALUES ({', '.join([*marks, *literals])})"
+    def _sqlite_insert(self, cursor, rows: list[tuple], literals: tuple[str, ...]) -> None:
+        """Rows into SQLite, many to an INSERT. The values every row shares are written into the
+        statement (binding them on each row costs a third more). The sqlite3 module lets go of the
+        GIL on every step, which is every row with ``executemany``: while a thread reads ahead, that
+        hands the GIL over and back twice a row; one statement for many rows steps once."""
+        width = len(self.names) - len(literals)
+        many = max(1, min(ROWS_PER_INSERT, cursor.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // max(width, 1)))
+        whole = len(rows) - len(rows) % many
+        if whole:
+            sql = self._insert_sql(literals, many)
+            for first in range(0, whole, many):
+                cursor.execute(sql, list(chain.from_iterable(rows[first:first + many])))
+        if whole < len(rows):
+            cursor.executemany(self._insert_sql(literals), rows[whole:])
+
+    def _insert_sql(self, literals: tuple[str, ...], rows: int = 1) -> str:
+        values = f"({', '.join([self.mark] * (len(self.names) - len(literals)) + list(literals))})"
+        return f"INSERT INTO {self.table_name} ({', '.join(self.names)}) VALUES {', '.join([values] * rows)}"
 
     def update(self, rows: list[tuple], extra: tuple = ()) -> None:
         """Rows in column order, the key first; it goes last, into the WHERE clause."""
