@@ -46,7 +46,7 @@ def parse_url(url: str, password: str = "") -> Target:
 
 
 def _cached(convert):
-    """``convert`` once per distinct text: dates and times repeat a lot (recall due dates, slots)."""
+    """``convert`` once per distinct text: dates and times repeat a lot (recall due dates)."""
     cache: dict = {}
 
     def cached(value):

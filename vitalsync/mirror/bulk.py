@@ -120,8 +120,9 @@ _SQLITE_BOOLEAN = {True: 1, False: 0, None: None}.__getitem__
 
 class _Memo(dict):
     """Each value converted once per writer: ``map`` over a column of its ``__getitem__`` stays in C
-    for every value seen before. A sync's times repeat (slots, and its "now" on every row), but
-    there are more of them than an LRU cache of sensible size holds, and it would thrash."""
+    for every value seen before. A sync's times repeat (appointments share them, and its "now" is
+    on every row), but there are more of them than an LRU cache of sensible size holds, and it
+    would thrash."""
 
     def __init__(self, convert, limit: int = 500_000) -> None:
         super().__init__()

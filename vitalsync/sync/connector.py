@@ -132,7 +132,7 @@ class StoredForm:
     """How a consumer stores times, dates and flags, for streams that can hand values over so.
 
     A full sync into an empty mirror writes half a million rows. A stream that works each distinct
-    value out once (Open Dental's slots, consents, due dates) can convert it into the form the
+    value out once (Open Dental's local times, consents, due dates) can convert it into the form the
     mirror stores at that moment, once, instead of the mirror converting every row's values again.
     In this form vocabulary (``AppointmentStatus``) is its plain text.
     """
