@@ -26,7 +26,7 @@ from vitalsync.sync.connector import (AppointmentRecord, Batch, LocationRecord, 
                                       ProviderRecord, RecallRecord, StoredForm, record_chunks, stored_chunks)
 
 CHUNK = 2000
-AHEAD = 32  #: chunks of appointments read ahead while the tables before them are written
+AHEAD = 32  #: chunks read ahead of the writer
 REMOVED = (AppointmentStatus.CANCELLED, AppointmentStatus.DELETED)
 APPOINTMENT_FIELDS = [f.name for f in fields(AppointmentRecord)]
 MOVING = ("start", "end", "status")  #: a change to these bumps the appointment's version
@@ -63,22 +63,30 @@ def _no_cycle_collection(bulk: bool):
 def _apply(session: Session, batch: Batch, now: datetime) -> Changes:
     conn = session.connection()
     changes = Changes()
-    # the appointments (most of a full sync) are read on their own connection from the start, while
-    # the tables before them are written
-    appointments = _ReadAhead(batch.appointments, AppointmentRecord, depth=AHEAD,
-                              form=_form(conn, Appointment.__table__))
+    # Each table's records are read on a thread (and a connection) of their own while the mirror
+    # writes. The appointments, most of a full sync, are read from the start and written first; the
+    # other tables are read from the moment the appointments' rows are in, while SQLite builds their
+    # indexes without the GIL. (Reading every table from the start costs more in GIL hand-overs
+    # between the threads than it overlaps.)
+    tables = [(Location, LocationRecord, batch.locations, {}, ()),
+              (Provider, ProviderRecord, batch.providers, {}, ()),
+              (Patient, PatientRecord, batch.patients, {"updated_at": now}, batch.unreadable_patients),
+              (Recall, RecallRecord, batch.recalls, {}, ()),
+              (Pickup, PickupRecord, batch.pickups, {}, ())]
+    forms = [_form(conn, model.__table__) for model, *_ in tables]
+    streams = [_ReadAhead(batch.appointments, AppointmentRecord, depth=AHEAD, form=_form(conn, Appointment.__table__))]
+
+    def read_the_others() -> None:
+        streams.extend(_ReadAhead(records, kind, depth=AHEAD, form=form)
+                       for (_, kind, records, _, _), form in zip(tables, forms))
+
     try:
-        for model, kind, records, stamp, unreadable in (
-            (Location, LocationRecord, batch.locations, {}, ()),
-            (Provider, ProviderRecord, batch.providers, {}, ()),
-            (Patient, PatientRecord, batch.patients, {"updated_at": now}, batch.unreadable_patients),
-            (Recall, RecallRecord, batch.recalls, {}, ()),
-            (Pickup, PickupRecord, batch.pickups, {}, ()),
-        ):
+        _apply_appointments(conn, batch, streams[0], now, changes, rows_written=read_the_others)
+        for (model, kind, _, stamp, unreadable), records in zip(tables, streams[1:]):
             _upsert(conn, model.__table__, kind, records, stamp, batch.complete, changes, unreadable)
-        _apply_appointments(conn, batch, appointments, now, changes)
     finally:
-        appointments.close()
+        for stream in streams:
+            stream.close()
     changes.rows += len(batch.deleted_appointments)
     if batch.complete or batch.opt_outs:
         _replace_pms_opt_outs(session, batch, now, changes)
@@ -129,8 +137,8 @@ class _ReadAhead:
         self.stopped.set()
 
 
-def _chunks(records, kind: type, form: StoredForm | None) -> _ReadAhead:
-    return records if isinstance(records, _ReadAhead) else _ReadAhead(records, kind, form=form)
+def _chunks(records, kind: type) -> _ReadAhead:
+    return records if isinstance(records, _ReadAhead) else _ReadAhead(records, kind)
 
 
 def _form(conn: Connection, table: Table) -> StoredForm | None:
@@ -168,7 +176,7 @@ def _upsert_chunks(conn, table, kind, records, stamp, empty, seen, changes) -> N
     names = [f.name for f in fields(kind)]
     writer = Writer(conn, table, names + list(stamp))
     extra = tuple(stamp.values())
-    chunks = _chunks(records, kind, stored_form(conn) if empty else None)
+    chunks = _chunks(records, kind)
     for chunk in chunks:
         wanted = dict(zip(map(itemgetter(0), chunk), chunk))  # a key named twice: the last one
         if empty:
@@ -198,12 +206,14 @@ def _retire_missing(conn: Connection, table: Table, seen: set[str], changes: Cha
     changes.changed += len(missing)
 
 
-def _apply_appointments(conn: Connection, batch: Batch, records, now: datetime, changes: Changes) -> None:
+def _apply_appointments(conn: Connection, batch: Batch, records, now: datetime, changes: Changes,
+                        rows_written=lambda: None) -> None:
     table = Appointment.__table__
     empty = _empty(conn, table)
     seen: set[str] = set(batch.unreadable_appointments)
     with _bulk(conn, table, empty):
         _appointment_chunks(conn, records, now, changes, empty, seen)
+        rows_written()  # the indexes are built next
     if not empty:  # an empty table had nothing to remove
         _remove_gone(conn, batch, now, changes, seen)
 
@@ -214,7 +224,7 @@ def _appointment_chunks(conn: Connection, records, now: datetime, changes: Chang
     writer = Writer(conn, table, APPOINTMENT_FIELDS + ["version", "previous_start", "first_seen_at", "changed_at"])
     updater = Writer(conn, table, APPOINTMENT_FIELDS + ["version", "previous_start", "changed_at"])
     width = len(APPOINTMENT_FIELDS)
-    chunks = _chunks(records, AppointmentRecord, None)
+    chunks = _chunks(records, AppointmentRecord)
     for chunk in chunks:
         keys = list(map(itemgetter(0), chunk))
         if empty:
