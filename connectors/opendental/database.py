@@ -15,6 +15,7 @@ from MySQLdb.cursors import SSCursor
 from MySQLdb.times import Date_or_None, DateTime_or_None
 
 from vitalsync.core.errors import ConfigError, PersonMustAct, RetryLater
+from vitalsync.sync.connector import StoredForm
 
 FETCH = 5000
 #: client errors: the server cannot be reached, went away, or is busy for now
@@ -45,7 +46,7 @@ def parse_url(url: str, password: str = "") -> Target:
 
 
 def _cached(convert):
-    """``convert`` once per distinct text: dates and times repeat a lot (recall due dates, slots)."""
+    """``convert`` once per distinct text: dates and times repeat a lot (recall due dates)."""
     cache: dict = {}
 
     def cached(value):
@@ -107,7 +108,8 @@ class Rows:
     A full read hands these to the mirror instead of lists: half a million appointments never sit
     in memory at once. ``len()`` and ``bool()`` ask the server about the same query. The mapper
     turns a fetched chunk into tuples in ``record``'s field order: ``tuples()`` hands those on as
-    they are (the mirror's bulk path), iteration builds the records.
+    they are (the mirror's bulk path; with its values in a consumer's ``StoredForm`` when given one),
+    iteration builds the records.
     """
 
     def __init__(self, target: Target, sql: str, args: tuple, mapper, record: type, count_sql: str) -> None:
@@ -118,14 +120,14 @@ class Rows:
         for chunk in self.tuples():
             yield from starmap(record, chunk)
 
-    def tuples(self, size: int = FETCH):
-        """Lists of about ``size`` record tuples (fewer where rows were skipped)."""
+    def tuples(self, size: int = FETCH, form: StoredForm | None = None):
+        """Lists of about ``size`` record tuples (fewer where rows were skipped), values in ``form``."""
         conn = connect(self.target)
         try:
             cursor = conn.cursor(SSCursor)
             cursor.execute(self.sql, self.args)
             while rows := cursor.fetchmany(size):
-                if chunk := self.mapper(rows):
+                if chunk := self.mapper(rows, form):
                     yield chunk
         except MySQLdb.Error as exc:
             raise failure(exc, self.target) from None

@@ -2,18 +2,19 @@
 
 The functions map a chunk of rows at a time with their lookups bound to locals: a full sync maps
 half a million appointments, so each row costs a handful of dict lookups and one tuple. The SELECTs
-(queries.py) already give keys as text, the preferred first name, and each appointment's slot.
+(queries.py) already give keys as text, the preferred first name, and each appointment's place and
+its start and end as local times in text.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from functools import lru_cache
+from datetime import date, datetime
+from functools import lru_cache, partial
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from vitalsync.core.vocab import AppointmentStatus, Channel
-from vitalsync.sync.connector import LocationRecord, OptOutRecord, ProviderRecord
+from vitalsync.sync.connector import LocationRecord, OptOutRecord, ProviderRecord, StoredForm
 from vitalsync.sync.normalize import email, language
 from vitalsync_connectors.opendental.interval import Interval
 from vitalsync_connectors.opendental.phones import phone
@@ -64,8 +65,9 @@ class Practice:
     """What every mapping needs: the zones, the small lookup tables and the practice's settings.
 
     The mappers turn a chunk of rows into plain tuples in their record's field order (the mirror
-    takes those as they are; ``Rows`` builds records from them for everyone else). Values that
-    repeat are computed once: an appointment's place, start and end from its slot, a phone's E.164
+    takes those as they are; ``Rows`` builds records from them for everyone else), with values in
+    the records' own form, or in a consumer's ``StoredForm`` when it asks for one. Values that
+    repeat are computed once: a place's location and zone, a local time in its zone, a phone's E.164
     form, a patient's consents from their codes.
     """
 
@@ -80,13 +82,9 @@ class Practice:
     recall_types: dict[int, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.slots = _Cache(self._slot)
         self.mobiles = _Cache(lambda raw: phone(raw, self.region, True))  # Open Dental texts WirelessPhone only
         self.phones = _Cache(lambda raw: phone(raw, self.region))
-        self.consents = _Cache(self._consent, limit=10_000)
-        #: one object per time (and zone): equal times of several slots share it, so the mirror
-        #: converts (and hashes) each once
-        self.instants: dict[tuple, datetime] = {}
+        self.forms: dict[StoredForm | None, _Values] = {}
 
     def add_clinics(self, rows) -> None:
         self.locations = [LocationRecord("0", self.main_name, self.timezone)]
@@ -97,54 +95,30 @@ class Practice:
             self.locations.append(LocationRecord(str(num), description or abbr or f"Clinic {num}", zone,
                                                  phone(number, self.region) or ""))
 
-    def _slot(self, slot: str) -> tuple | None:
-        """(location key, start, its ends by length) of a slot ``"<ClinicNum or -Op> <AptDateTime>"`` (see
-        queries.APPOINTMENTS); None when the appointment has no date (0001-01-01)."""
-        place, when = slot.split(" ", 1)
-        if place.startswith("-"):  # booked before clinics were on: the chair says where
-            place = str(self.op_clinic.get(int(place[1:]), 0))
-        try:
-            naive = datetime.fromisoformat(when)
-        except ValueError:  # MySQL's zero date
-            return None
-        if naive.year == 1:
-            return None
-        start = self._instant(naive.replace(tzinfo=self.zones.get(place) or self.zones["0"]))
-        return place, start, {}  # its ends by length, filled as they come
+    def _values(self, form: StoredForm | None) -> _Values:
+        if (values := self.forms.get(form)) is None:
+            values = self.forms[form] = _Values(self, form)
+        return values
 
-    def _instant(self, value: datetime) -> datetime:
-        if len(self.instants) >= 200_000:
-            self.instants.clear()
-        return self.instants.setdefault((value, value.tzinfo), value)
-
-    def appointments(self, rows, rejected: list[str]) -> list[tuple]:
+    def appointments(self, rows, form: StoredForm | None = None, *, rejected: list[str]) -> list[tuple]:
         """AppointmentRecord tuples of the rows with a date. Without one, an UnschedList row left the
         schedule (the GONE query names it); any other is damaged and named in ``rejected`` (once)."""
-        slots, types, statuses = self.slots, self.types, STATUS
+        values = self._values(form)
+        places, statuses, types = values.places, values.statuses, self.types
         out = []
         append = out.append
-        for num, patient, slot, minutes, status, provider, kind in rows:
-            span = slots[slot]
-            if span is None:
+        for num, patient, place, start, end, status, provider, kind in rows:
+            place, times = places[place]
+            if (start := times[start]) is None or (end := times[end]) is None:
                 if status != 3 and (reason := _undated(num, status)) not in rejected:
                     rejected.append(reason)  # once, though a stream may be read more than once
                 continue
-            place, start, ends = span
-            if (end := ends.get(minutes)) is None:
-                end = ends[minutes] = self._instant(start + timedelta(minutes=minutes))
             append((num, patient, place, start, end, statuses[status], provider, types.get(kind, "")))
         return out
 
-    def _consent(self, codes: tuple) -> tuple[bool, bool, bool, bool]:
-        """(sms_ok, email_ok, voice_ok, active) from PatStatus, TxtMsgOk and the preferred methods."""
-        status, txt_ok, confirm, contact = codes
-        alive = status != DECEASED
-        sms_ok = alive and (txt_ok == YES or (txt_ok == UNKNOWN and not self.unknown_is_no))
-        return sms_ok, alive, alive and confirm != DO_NOT_CALL and contact != DO_NOT_CALL, status in ACTIVE
-
-    def patients(self, rows) -> list[tuple]:
+    def patients(self, rows, form: StoredForm | None = None) -> list[tuple]:
         """PatientRecord tuples (the first name is already the preferred one when there is one)."""
-        mobiles, phones, consents = self.mobiles, self.phones, self.consents
+        mobiles, phones, consents = self.mobiles, self.phones, self._values(form).consents
         out = []
         append = out.append
         for num, first, last, status, wireless, home, work, emails, txt_ok, confirm, contact, lang, guarantor in rows:
@@ -155,16 +129,69 @@ class Practice:
                     guarantor, active))
         return out
 
-    def recalls(self, rows) -> list[tuple]:
+    def recalls(self, rows, form: StoredForm | None = None) -> list[tuple]:
         """RecallRecord tuples; a due date Open Dental has not computed yet comes from the last visit."""
-        types, out = self.recall_types, []
+        values = self._values(form)
+        days, flag, types, out = values.days, values.flag, self.recall_types, []
         for num, patient, due, previous, interval, disabled, kind in rows:
             if due is None or due == NO_DAY:  # Open Dental leaves it empty until it computes it
                 if previous is None or previous == NO_DAY or not interval:
                     continue  # never seen for this recall: nothing is due yet
                 due = Interval.unpack(interval).after(previous)
-            out.append((num, patient, due, types.get(kind, ""), not disabled))
+            out.append((num, patient, days(due), types.get(kind, ""), flag(not disabled)))
         return out
+
+
+def _same(value):
+    return value
+
+
+class _Values:
+    """The values the mappers work out once each, in one form: the records' own (``form`` None:
+    aware datetimes, dates, bools, AppointmentStatus members) or a consumer's ``StoredForm``."""
+
+    def __init__(self, practice: Practice, form: StoredForm | None) -> None:
+        self.practice = practice
+        if form is None:
+            self.instant = self.flag = _same
+            self.statuses, self.days = STATUS, _same
+        else:
+            self.instant, self.flag = form.instant, form.flag
+            self.statuses = {code: status.value for code, status in STATUS.items()}
+            self.days = _Cache(form.day, limit=100_000).__getitem__  # due dates repeat
+        self.places = _Cache(self._place)
+        #: each zone's local times, worked out once (in the records' form one object per time, so
+        #: the mirror converts and hashes each once)
+        self.zones: dict[ZoneInfo, _Cache] = {}
+        self.consents = _Cache(self._consent, limit=10_000)
+
+    def _place(self, place: int) -> tuple[str, _Cache]:
+        """(location key, the times of its zone) of a ClinicNum, or of minus the chair when 0 (see
+        queries.APPOINTMENTS): booked before clinics were on, the chair says where."""
+        practice = self.practice
+        key = str(place if place >= 0 else practice.op_clinic.get(-place, 0))
+        zone = practice.zones.get(key) or practice.zones["0"]
+        if (times := self.zones.get(zone)) is None:
+            times = self.zones[zone] = _Cache(partial(self._time, zone))
+        return key, times
+
+    def _time(self, zone: ZoneInfo, text: str | None):
+        """A local time in text, in ``zone`` and the form; None when there is none (0001-01-01,
+        MySQL's zero date, or no end past the year 9999)."""
+        try:
+            naive = datetime.fromisoformat(text)
+        except (TypeError, ValueError):
+            return None
+        return None if naive.year == 1 else self.instant(naive.replace(tzinfo=zone))
+
+    def _consent(self, codes: tuple) -> tuple:
+        """(sms_ok, email_ok, voice_ok, active) from PatStatus, TxtMsgOk and the preferred methods."""
+        status, txt_ok, confirm, contact = codes
+        alive = status != DECEASED
+        sms_ok = alive and (txt_ok == YES or (txt_ok == UNKNOWN and not self.practice.unknown_is_no))
+        flag = self.flag
+        return (flag(sms_ok), flag(alive), flag(alive and confirm != DO_NOT_CALL and contact != DO_NOT_CALL),
+                flag(status in ACTIVE))
 
 
 def _undated(num: int, status: int) -> str:

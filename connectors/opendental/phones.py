@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from phonenumbers import PhoneNumber, PhoneNumberType, is_valid_number, number_type
+from phonenumbers import PhoneNumber, PhoneNumberType, number_type
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
 from vitalsync.sync.normalize import e164
@@ -37,9 +37,9 @@ def phone(raw: str, region: str, mobile_only: bool = False) -> str | None:
 @lru_cache(maxsize=200_000)
 def _nanp_prefix(prefix: str) -> tuple[bool, bool]:
     """(valid, valid and textable) for the North American numbers starting with these six digits."""
-    number = PhoneNumber(country_code=1, national_number=int(prefix + "0000"))
-    valid = is_valid_number(number)
-    return valid, valid and number_type(number) != PhoneNumberType.FIXED_LINE
+    # phonenumbers' is_valid_number is its number_type being known: one look at the metadata, not two
+    kind = number_type(PhoneNumber(country_code=1, national_number=int(prefix + "0000")))
+    return kind != PhoneNumberType.UNKNOWN, kind not in (PhoneNumberType.UNKNOWN, PhoneNumberType.FIXED_LINE)
 
 
 @lru_cache(maxsize=100_000)

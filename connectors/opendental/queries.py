@@ -24,12 +24,14 @@ PATIENTS = ("SELECT CAST(PatNum AS CHAR), IF(Preferred <> '', Preferred, FName),
             "HmPhone, WkPhone, Email, TxtMsgOk, PreferConfirmMethod, PreferContactMethod, Language, "
             "CAST(NULLIF(Guarantor, 0) AS CHAR) FROM patient")
 #: 1 Scheduled, 2 Complete, 3 UnschedList, 4 ASAP, 5 Broken; 6 Planned, 7 PtNote, 8 PtNoteCompleted are
-#: never on the schedule. The slot is "<ClinicNum, or minus the chair when 0> <AptDateTime>": place and
-#: start follow from it alone, and it repeats a lot, so the connector works each out once. Length is
-#: 5 minutes per Pattern character (30 when empty). The provider is the hygienist of a hygiene
-#: appointment that has one.
-APPOINTMENTS = ("SELECT CAST(AptNum AS CHAR), CAST(PatNum AS CHAR), CONCAT(IF(ClinicNum <> 0, ClinicNum, -Op), ' ', "
-                "AptDateTime), IF(Pattern = '', 30, 5 * CHAR_LENGTH(Pattern)), AptStatus, "
+#: never on the schedule. The place is the ClinicNum, or minus the chair when 0 (the connector knows
+#: the chairs' clinics); start and end come as local times in text, which repeat a lot, so the
+#: connector works each out once per zone. An appointment ends 5 minutes per Pattern character after
+#: its start (30 when empty), on the wall clock (DATETIME arithmetic knows no zones). The provider is
+#: the hygienist of a hygiene appointment that has one.
+_MINUTES = "IF(Pattern = '', 30, 5 * CHAR_LENGTH(Pattern))"
+APPOINTMENTS = ("SELECT CAST(AptNum AS CHAR), CAST(PatNum AS CHAR), IF(ClinicNum <> 0, ClinicNum, -Op), "
+                f"CAST(AptDateTime AS CHAR), CAST(AptDateTime + INTERVAL {_MINUTES} MINUTE AS CHAR), AptStatus, "
                 "CAST(NULLIF(IF(IsHygiene <> 0 AND ProvHyg <> 0, ProvHyg, ProvNum), 0) AS CHAR), "
                 "CAST(AppointmentTypeNum AS CHAR) FROM appointment WHERE AptStatus IN (1, 2, 3, 4, 5)")
 RECALLS = ("SELECT CAST(RecallNum AS CHAR), CAST(PatNum AS CHAR), DateDue, DatePrevious, RecallInterval, IsDisabled, "

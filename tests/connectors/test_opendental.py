@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from vitalsync.app.schema import migrate
+from vitalsync.core.db import make_engine, session
 from vitalsync.core.vocab import AppointmentStatus, Channel
+from vitalsync.mirror import bulk
+from vitalsync.mirror.store import apply_batch
 from vitalsync.testing import ConnectorContract
 from vitalsync_connectors.opendental import OpenDentalConnector
 from vitalsync_connectors.opendental.interval import Interval
@@ -266,6 +270,35 @@ def test_a_full_read_streams_and_can_be_read_again_and_counted(practice):
     assert batch.patients and batch.recalls
     assert batch.rows == sum(len(getattr(batch, name)) for name in (
         "locations", "providers", "patients", "appointments", "recalls", "opt_outs"))
+
+
+def test_a_first_sync_stores_what_the_records_hold(practice, database_url, monkeypatch):
+    """Into an empty mirror the streams hand their values over as the mirror stores them (worked out
+    once per distinct value); the mirror converting the same rows as records stores the same."""
+    engine = make_engine(database_url)
+    migrate(engine)
+    now = datetime(2026, 3, 2, 5, tzinfo=timezone.utc)
+    inserted = []
+    insert = bulk.Writer.insert
+    monkeypatch.setattr(bulk.Writer, "insert", lambda self, rows, extra=(), stored=False: (
+        inserted.append((self.insert_sql.split()[2], stored)), insert(self, rows, extra, stored)))
+
+    def stored(batch) -> dict:
+        inserted.clear()
+        with session(engine) as db:
+            apply_batch(db, batch, now)
+            tables = {table: db.connection().exec_driver_sql(f"SELECT * FROM {table} ORDER BY key").all()
+                      for table in ("patient", "appointment", "recall")}
+            db.rollback()  # the mirror is empty again
+        return tables, {table: stored for table, stored in inserted if table in tables}
+
+    batch = OpenDentalConnector(practice.url, timezone=ZONE).read(None, now)
+    streamed, handed_over = stored(batch)
+    records, converted = stored(replace(batch, patients=list(batch.patients), appointments=list(batch.appointments),
+                                        recalls=list(batch.recalls)))
+    assert set(handed_over.values()) == {True} and set(converted.values()) == {False} and len(converted) == 3
+    assert all(streamed.values()) and streamed == records
+    engine.dispose()
 
 
 # --- incremental reads -----------------------------------------------------------------------

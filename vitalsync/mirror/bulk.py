@@ -7,12 +7,17 @@ writes stay with SQLAlchemy.
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import date, datetime, timezone
-from itertools import repeat
+from itertools import chain, repeat
 
 from sqlalchemy import Connection, String, Table
 
 from vitalsync.core.db import UTCDateTime
+from vitalsync.sync.connector import StoredForm
+
+
+ROWS_PER_INSERT = 500  #: new rows in one SQLite INSERT (fewer when its bound variables would pass the limit)
 
 
 class Writer:
@@ -23,40 +28,65 @@ class Writer:
     def __init__(self, conn: Connection, table: Table, columns: list[str]) -> None:
         self.conn = conn
         quote = conn.dialect.identifier_preparer.quote
-        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-        names = [quote(name) for name in columns]
-        self.insert_sql = f"INSERT INTO {quote(table.name)} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})"
-        self.update_sql = (f"UPDATE {quote(table.name)} SET {', '.join(f'{n} = {mark}' for n in names[1:])} "
-                           f"WHERE {names[0]} = {mark}")
-        sqlite = conn.dialect.name == "sqlite"
-        self.convert = [_converter(table.c[name], sqlite) for name in columns]
+        self.mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        self.names = [quote(name) for name in columns]
+        self.table_name = quote(table.name)
+        self.insert_sql = self._insert_sql(())
+        self.update_sql = (f"UPDATE {self.table_name} SET {', '.join(f'{n} = {self.mark}' for n in self.names[1:])} "
+                           f"WHERE {self.names[0]} = {self.mark}")
+        self.sqlite = conn.dialect.name == "sqlite"
+        self.convert = [_converter(table.c[name], self.sqlite) for name in columns]
         # PostgreSQL takes new rows fastest through COPY, in the same transaction
         psycopg = conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
-        self.copy_sql = None if not psycopg else f"COPY {quote(table.name)} ({', '.join(names)}) FROM STDIN"
+        self.copy_sql = None if not psycopg else f"COPY {self.table_name} ({', '.join(self.names)}) FROM STDIN"
 
-    def insert(self, rows: list[tuple], extra: tuple = ()) -> None:
-        """``rows`` with ``extra`` (the same values for every row) after each one."""
+    def insert(self, rows: list[tuple], extra: tuple = (), stored: bool = False) -> None:
+        """``rows`` with ``extra`` (the same values for every row) after each one; ``stored``: the
+        rows' values are already as the mirror stores them (``stored_form``), only ``extra`` is converted."""
         if not rows:
             return
-        values = self._columns(rows, extra)
+        values = rows if stored else self._columns(rows)
+        tail = tuple(value if convert is None else convert(value)
+                     for convert, value in zip(self.convert[len(rows[0]):], extra))
         cursor = self.conn.connection.dbapi_connection.cursor()
         try:
-            if self.copy_sql is None:
-                cursor.executemany(self.insert_sql, values)
-                return
-            with cursor.copy(self.copy_sql) as copy:
-                write = copy.write_row
-                for row in values:
-                    write(row)
+            if self.copy_sql is not None:
+                with cursor.copy(self.copy_sql) as copy:
+                    write = copy.write_row
+                    for row in values:
+                        write(row + tail)
+            elif self.sqlite and (literals := _literals(tail)) is not None:
+                self._sqlite_insert(cursor, values if isinstance(values, list) else list(values), literals)
+            else:
+                cursor.executemany(self.insert_sql, [row + tail for row in values] if tail else values)
         finally:
             cursor.close()
+
+    def _sqlite_insert(self, cursor, rows: list[tuple], literals: tuple[str, ...]) -> None:
+        """Rows into SQLite, many to an INSERT. The values every row shares are written into the
+        statement (binding them on each row costs a third more). The sqlite3 module lets go of the
+        GIL on every step, which is every row with ``executemany``: while a thread reads ahead, that
+        hands the GIL over and back twice a row; one statement for many rows steps once."""
+        width = len(self.names) - len(literals)
+        many = max(1, min(ROWS_PER_INSERT, cursor.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // max(width, 1)))
+        whole = len(rows) - len(rows) % many
+        if whole:
+            sql = self._insert_sql(literals, many)
+            for first in range(0, whole, many):
+                cursor.execute(sql, list(chain.from_iterable(rows[first:first + many])))
+        if whole < len(rows):
+            cursor.executemany(self._insert_sql(literals), rows[whole:])
+
+    def _insert_sql(self, literals: tuple[str, ...], rows: int = 1) -> str:
+        values = f"({', '.join([self.mark] * (len(self.names) - len(literals)) + list(literals))})"
+        return f"INSERT INTO {self.table_name} ({', '.join(self.names)}) VALUES {', '.join([values] * rows)}"
 
     def update(self, rows: list[tuple], extra: tuple = ()) -> None:
         """Rows in column order, the key first; it goes last, into the WHERE clause."""
         if rows:
             self.conn.exec_driver_sql(self.update_sql, [(*values[1:], values[0]) for values in self._columns(rows, extra)])
 
-    def _columns(self, rows: list[tuple], extra: tuple):
+    def _columns(self, rows: list[tuple], extra: tuple = ()):
         """The converted rows, built column by column: ``map`` over a column of a cached converter
         stays in C for every value seen before."""
         width = len(rows[0])
@@ -69,14 +99,30 @@ class Writer:
         return zip(*columns)
 
 
+def _literals(values: tuple) -> tuple[str, ...] | None:
+    """SQLite literals of converted values (NULL, ints, text), or None when one is of another kind."""
+    literals = []
+    for value in values:
+        if value is None:
+            literals.append("NULL")
+        elif type(value) is int:
+            literals.append(str(value))
+        elif type(value) is str:
+            literals.append("'" + value.replace("'", "''") + "'")
+        else:
+            return None
+    return tuple(literals)
+
+
 #: the sqlite3 module binds a bool only after a failed look-up of an adapter for it (slow); an int at once
 _SQLITE_BOOLEAN = {True: 1, False: 0, None: None}.__getitem__
 
 
 class _Memo(dict):
     """Each value converted once per writer: ``map`` over a column of its ``__getitem__`` stays in C
-    for every value seen before. A sync's times repeat (slots, and its "now" on every row), but
-    there are more of them than an LRU cache of sensible size holds, and it would thrash."""
+    for every value seen before. A sync's times repeat (appointments share them, and its "now" is
+    on every row), but there are more of them than an LRU cache of sensible size holds, and it
+    would thrash."""
 
     def __init__(self, convert, limit: int = 500_000) -> None:
         super().__init__()
@@ -117,3 +163,18 @@ def _naive_utc(value: datetime) -> datetime:
 def _sqlite_utc(value: datetime) -> str:
     """SQLAlchemy's own text form of a SQLite date-time, so its reads parse what we write."""
     return _naive_utc(value).isoformat(" ", "microseconds")
+
+
+def _same(value):
+    return value
+
+
+#: what the converters above make of each kind of value, for streams that hand values over already
+#: so (``Writer.insert(stored=True)``): SQLite keeps times as SQLAlchemy's text of UTC, dates as
+#: ISO text and flags as ints; PostgreSQL takes naive UTC datetimes and the rest as they are
+SQLITE_FORM = StoredForm(instant=_sqlite_utc, day=date.isoformat, flag=_SQLITE_BOOLEAN)
+POSTGRES_FORM = StoredForm(instant=_naive_utc, day=_same, flag=_same)
+
+
+def stored_form(conn: Connection) -> StoredForm:
+    return SQLITE_FORM if conn.dialect.name == "sqlite" else POSTGRES_FORM

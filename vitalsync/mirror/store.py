@@ -20,13 +20,13 @@ from sqlalchemy import Connection, Table, bindparam, select, update
 from sqlmodel import Session, select as model_select
 
 from vitalsync.core.vocab import AppointmentStatus, Channel
-from vitalsync.mirror.bulk import Writer
+from vitalsync.mirror.bulk import Writer, stored_form
 from vitalsync.mirror.tables import Appointment, Location, OptOut, Patient, Pickup, Provider, Recall
 from vitalsync.sync.connector import (AppointmentRecord, Batch, LocationRecord, PatientRecord, PickupRecord,
-                                      ProviderRecord, RecallRecord, record_chunks)
+                                      ProviderRecord, RecallRecord, StoredForm, record_chunks, stored_chunks)
 
 CHUNK = 2000
-AHEAD = 32  #: chunks of appointments read ahead while the tables before them are written
+AHEAD = 32  #: chunks read ahead of the writer
 REMOVED = (AppointmentStatus.CANCELLED, AppointmentStatus.DELETED)
 APPOINTMENT_FIELDS = [f.name for f in fields(AppointmentRecord)]
 MOVING = ("start", "end", "status")  #: a change to these bumps the appointment's version
@@ -63,21 +63,30 @@ def _no_cycle_collection(bulk: bool):
 def _apply(session: Session, batch: Batch, now: datetime) -> Changes:
     conn = session.connection()
     changes = Changes()
-    # the appointments (most of a full sync) are read on their own connection from the start, while
-    # the tables before them are written
-    appointments = _ReadAhead(batch.appointments, AppointmentRecord, depth=AHEAD)
+    # Each table's records are read on a thread (and a connection) of their own while the mirror
+    # writes. The appointments, most of a full sync, are read from the start and written first; the
+    # other tables are read from the moment the appointments' rows are in, while SQLite builds their
+    # indexes without the GIL. (Reading every table from the start costs more in GIL hand-overs
+    # between the threads than it overlaps.)
+    tables = [(Location, LocationRecord, batch.locations, {}, ()),
+              (Provider, ProviderRecord, batch.providers, {}, ()),
+              (Patient, PatientRecord, batch.patients, {"updated_at": now}, batch.unreadable_patients),
+              (Recall, RecallRecord, batch.recalls, {}, ()),
+              (Pickup, PickupRecord, batch.pickups, {}, ())]
+    forms = [_form(conn, model.__table__) for model, *_ in tables]
+    streams = [_ReadAhead(batch.appointments, AppointmentRecord, depth=AHEAD, form=_form(conn, Appointment.__table__))]
+
+    def read_the_others() -> None:
+        streams.extend(_ReadAhead(records, kind, depth=AHEAD, form=form)
+                       for (_, kind, records, _, _), form in zip(tables, forms))
+
     try:
-        for model, kind, records, stamp, unreadable in (
-            (Location, LocationRecord, batch.locations, {}, ()),
-            (Provider, ProviderRecord, batch.providers, {}, ()),
-            (Patient, PatientRecord, batch.patients, {"updated_at": now}, batch.unreadable_patients),
-            (Recall, RecallRecord, batch.recalls, {}, ()),
-            (Pickup, PickupRecord, batch.pickups, {}, ()),
-        ):
+        _apply_appointments(conn, batch, streams[0], now, changes, rows_written=read_the_others)
+        for (model, kind, _, stamp, unreadable), records in zip(tables, streams[1:]):
             _upsert(conn, model.__table__, kind, records, stamp, batch.complete, changes, unreadable)
-        _apply_appointments(conn, batch, appointments, now, changes)
     finally:
-        appointments.close()
+        for stream in streams:
+            stream.close()
     changes.rows += len(batch.deleted_appointments)
     if batch.complete or batch.opt_outs:
         _replace_pms_opt_outs(session, batch, now, changes)
@@ -86,12 +95,16 @@ def _apply(session: Session, batch: Batch, now: datetime) -> Changes:
 
 class _ReadAhead:
     """Chunks of record tuples, read on a thread from the moment this is made: the source is read
-    while the database writes. The writer takes them by iterating; ``close`` stops the reading."""
+    while the database writes. The writer takes them by iterating; ``close`` stops the reading.
+    Given a ``form``, a stream that can hands its values over in it (``stored`` says whether it did)."""
 
-    def __init__(self, records, kind: type, depth: int = 4) -> None:
+    def __init__(self, records, kind: type, depth: int = 4, form: StoredForm | None = None) -> None:
         self.chunks: Queue = Queue(maxsize=depth)
         self.stopped = Event()
-        Thread(target=self._produce, args=(records, kind), name="vitalsync-read-ahead", daemon=True).start()
+        stored = None if form is None else stored_chunks(records, CHUNK, form)
+        self.stored = stored is not None
+        chunks = stored if stored is not None else record_chunks(records, kind, CHUNK)
+        Thread(target=self._produce, args=(chunks,), name="vitalsync-read-ahead", daemon=True).start()
 
     def _hand_over(self, item) -> bool:
         while not self.stopped.is_set():
@@ -102,9 +115,9 @@ class _ReadAhead:
                 continue
         return False
 
-    def _produce(self, records, kind: type) -> None:
+    def _produce(self, chunks) -> None:
         try:
-            for chunk in record_chunks(records, kind, CHUNK):
+            for chunk in chunks:
                 if not self._hand_over(chunk):
                     return  # the writer gave up; stop reading
             self._hand_over(None)
@@ -126,6 +139,12 @@ class _ReadAhead:
 
 def _chunks(records, kind: type) -> _ReadAhead:
     return records if isinstance(records, _ReadAhead) else _ReadAhead(records, kind)
+
+
+def _form(conn: Connection, table: Table) -> StoredForm | None:
+    """An empty table is filled with what the source hands over, as stored when it can: there is
+    nothing to compare, so values need not be in the records' form."""
+    return stored_form(conn) if _empty(conn, table) else None
 
 
 @contextmanager
@@ -157,7 +176,8 @@ def _upsert_chunks(conn, table, kind, records, stamp, empty, seen, changes) -> N
     names = [f.name for f in fields(kind)]
     writer = Writer(conn, table, names + list(stamp))
     extra = tuple(stamp.values())
-    for chunk in _chunks(records, kind):
+    chunks = _chunks(records, kind)
+    for chunk in chunks:
         wanted = dict(zip(map(itemgetter(0), chunk), chunk))  # a key named twice: the last one
         if empty:
             inserts, updates = list(wanted.values()), []
@@ -166,7 +186,7 @@ def _upsert_chunks(conn, table, kind, records, stamp, empty, seen, changes) -> N
                 select(*(table.c[name] for name in names)).where(table.c.key.in_(list(wanted))))}
             inserts = [values for key, values in wanted.items() if key not in existing]
             updates = [values for key, values in wanted.items() if key in existing and existing[key] != values]
-        writer.insert(inserts, extra)
+        writer.insert(inserts, extra, stored=chunks.stored)
         writer.update(updates, extra)
         changes.rows += len(chunk)
         changes.changed += len(inserts) + len(updates)
@@ -186,12 +206,14 @@ def _retire_missing(conn: Connection, table: Table, seen: set[str], changes: Cha
     changes.changed += len(missing)
 
 
-def _apply_appointments(conn: Connection, batch: Batch, records, now: datetime, changes: Changes) -> None:
+def _apply_appointments(conn: Connection, batch: Batch, records, now: datetime, changes: Changes,
+                        rows_written=lambda: None) -> None:
     table = Appointment.__table__
     empty = _empty(conn, table)
     seen: set[str] = set(batch.unreadable_appointments)
     with _bulk(conn, table, empty):
         _appointment_chunks(conn, records, now, changes, empty, seen)
+        rows_written()  # the indexes are built next
     if not empty:  # an empty table had nothing to remove
         _remove_gone(conn, batch, now, changes, seen)
 
@@ -202,7 +224,8 @@ def _appointment_chunks(conn: Connection, records, now: datetime, changes: Chang
     writer = Writer(conn, table, APPOINTMENT_FIELDS + ["version", "previous_start", "first_seen_at", "changed_at"])
     updater = Writer(conn, table, APPOINTMENT_FIELDS + ["version", "previous_start", "changed_at"])
     width = len(APPOINTMENT_FIELDS)
-    for chunk in _chunks(records, AppointmentRecord):
+    chunks = _chunks(records, AppointmentRecord)
+    for chunk in chunks:
         keys = list(map(itemgetter(0), chunk))
         if empty:
             inserts, updates = chunk, []
@@ -215,7 +238,7 @@ def _appointment_chunks(conn: Connection, records, now: datetime, changes: Chang
                     inserts.append(values)
                 elif tuple(old[:width]) != values:
                     updates.append(_changed(old._mapping, dict(zip(APPOINTMENT_FIELDS, values)), now, changes))
-        writer.insert(inserts, (1, None, now, now))
+        writer.insert(inserts, (1, None, now, now), stored=chunks.stored)
         updater.update(updates)
         changes.rows += len(chunk)
         changes.changed += len(inserts) + len(updates)
