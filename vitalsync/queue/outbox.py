@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from functools import cache
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import String, bindparam, insert, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
@@ -25,9 +25,15 @@ def transition(db: Session, message: Message, status: MessageStatus, *, at: date
         return False
     status = MessageStatus(status)
     values = {"status": status.value, "status_at": at, **({"reason": detail} if detail else {}), **(also or {})}
+    event = {"event_at": at, "event_status": status.value, "source": source, "detail": detail}
+    connection = db.connection()
+    if connection.dialect.name == "postgresql":  # the row and its history row in one statement
+        connection.execute(_move(tuple(values)), {"id_": message.id, **values, **event})
+        _stored(message, values)
+        return True
     store(db, message, **values)
-    db.connection().execute(_NEW_EVENT, {"message_id": message.id, "at": at, "status": status.value,
-                                         "source": source, "detail": detail})
+    connection.execute(_NEW_EVENT, {"message_id": message.id, "at": at, "status": status.value,
+                                    "source": source, "detail": detail})
     return True
 
 
@@ -38,6 +44,10 @@ def store(db: Session, message: Message, **values) -> None:
     tracking, a flush, fetching the new history row's id) and building a statement per call cost
     several times the statements themselves on the dispatch path (``bench/dispatch``'s queue step)."""
     db.connection().execute(_update(tuple(values)), {"id_": message.id, **values})
+    _stored(message, values)
+
+
+def _stored(message: Message, values: dict) -> None:
     for name, value in values.items():
         set_committed_value(message, name, value)
 
@@ -51,6 +61,18 @@ def _update(names: tuple[str, ...]):
     cache key is then computed once)."""
     table = Message.__table__
     return update(table).where(table.c.id == bindparam("id_")).values({name: bindparam(name) for name in names})
+
+
+@cache
+def _move(names: tuple[str, ...]):
+    """PostgreSQL: ``_update(names)`` and the history row of the move as one statement (a
+    data-modifying CTE), one round trip instead of two."""
+    table, events = Message.__table__, MessageEvent.__table__
+    moved = (update(table).where(table.c.id == bindparam("id_")).values({name: bindparam(name) for name in names})
+             .returning(table.c.id).cte("moved"))
+    row = select(moved.c.id, bindparam("event_at", type_=events.c.at.type), bindparam("event_status", type_=String()),
+                 bindparam("source", type_=String()), bindparam("detail", type_=String()))
+    return insert(events).from_select(["message_id", "at", "status", "source", "detail"], row)
 
 
 def moves(current: MessageStatus, status: MessageStatus) -> bool:
