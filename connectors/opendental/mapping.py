@@ -13,6 +13,7 @@ from datetime import date, datetime
 from functools import lru_cache, partial
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from vitalsync.core.memo import Memo
 from vitalsync.core.vocab import AppointmentStatus, Channel
 from vitalsync.sync.connector import LocationRecord, OptOutRecord, ProviderRecord, StoredForm
 from vitalsync.sync.normalize import email, language
@@ -46,20 +47,6 @@ def zone_name(raw: str, default: str) -> str:
         return default
 
 
-class _Cache(dict):
-    """A dict that computes a missing value once; cleared when it grows past ``limit`` entries."""
-
-    def __init__(self, compute, limit: int = 200_000) -> None:
-        super().__init__()
-        self.compute, self.limit = compute, limit
-
-    def __missing__(self, key):
-        if len(self) >= self.limit:
-            self.clear()
-        value = self[key] = self.compute(key)
-        return value
-
-
 @dataclass
 class Practice:
     """What every mapping needs: the zones, the small lookup tables and the practice's settings.
@@ -82,8 +69,8 @@ class Practice:
     recall_types: dict[int, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.mobiles = _Cache(lambda raw: phone(raw, self.region, True))  # Open Dental texts WirelessPhone only
-        self.phones = _Cache(lambda raw: phone(raw, self.region))
+        self.mobiles = Memo(lambda raw: phone(raw, self.region, True))  # Open Dental texts WirelessPhone only
+        self.phones = Memo(lambda raw: phone(raw, self.region))
         self.forms: dict[StoredForm | None, _Values] = {}
 
     def add_clinics(self, rows) -> None:
@@ -158,21 +145,21 @@ class _Values:
         else:
             self.instant, self.flag = form.instant, form.flag
             self.statuses = {code: status.value for code, status in STATUS.items()}
-            self.days = _Cache(form.day, limit=100_000).__getitem__  # due dates repeat
-        self.places = _Cache(self._place)
+            self.days = Memo(form.day, limit=100_000).__getitem__  # due dates repeat
+        self.places = Memo(self._place)
         #: each zone's local times, worked out once (in the records' form one object per time, so
         #: the mirror converts and hashes each once)
-        self.zones: dict[ZoneInfo, _Cache] = {}
-        self.consents = _Cache(self._consent, limit=10_000)
+        self.zones: dict[ZoneInfo, Memo] = {}
+        self.consents = Memo(self._consent, limit=10_000)
 
-    def _place(self, place: int) -> tuple[str, _Cache]:
+    def _place(self, place: int) -> tuple[str, Memo]:
         """(location key, the times of its zone) of a ClinicNum, or of minus the chair when 0 (see
         queries.APPOINTMENTS): booked before clinics were on, the chair says where."""
         practice = self.practice
         key = str(place if place >= 0 else practice.op_clinic.get(-place, 0))
         zone = practice.zones.get(key) or practice.zones["0"]
         if (times := self.zones.get(zone)) is None:
-            times = self.zones[zone] = _Cache(partial(self._time, zone))
+            times = self.zones[zone] = Memo(partial(self._time, zone))
         return key, times
 
     def _time(self, zone: ZoneInfo, text: str | None):

@@ -14,6 +14,7 @@ from itertools import chain, repeat
 from sqlalchemy import Connection, String, Table
 
 from vitalsync.core.db import UTCDateTime
+from vitalsync.core.memo import Memo
 from vitalsync.sync.connector import StoredForm
 
 
@@ -118,40 +119,29 @@ def _literals(values: tuple) -> tuple[str, ...] | None:
 _SQLITE_BOOLEAN = {True: 1, False: 0, None: None}.__getitem__
 
 
-class _Memo(dict):
-    """Each value converted once per writer: ``map`` over a column of its ``__getitem__`` stays in C
-    for every value seen before. A sync's times repeat (appointments share them, and its "now" is
-    on every row), but there are more of them than an LRU cache of sensible size holds, and it
-    would thrash."""
-
-    def __init__(self, convert, limit: int = 500_000) -> None:
-        super().__init__()
-        self.convert, self.limit = convert, limit
-
-    def __missing__(self, value):
-        if len(self) >= self.limit:
-            self.clear()
-        result = self[value] = None if value is None else self.convert(value)
-        return result
-
-
 def _converter(column, sqlite: bool):
     """A converter of non-empty and empty (None) values, or None when the driver takes them as they are.
 
     Each is a C-level callable or a memo's look-up, so ``map`` over a column costs little per value."""
     kind = column.type
     if isinstance(kind, UTCDateTime):
-        return _Memo(_sqlite_utc if sqlite else _naive_utc).__getitem__
+        return _memo(_sqlite_utc if sqlite else _naive_utc)
     python = getattr(kind, "python_type", None)
     if isinstance(getattr(kind, "impl_instance", kind), String) and not column.nullable:
         return str.__str__  # a StrEnum member as its plain value (drivers adapt subclasses slowly)
     if sqlite and python is bool:
         return _SQLITE_BOOLEAN
     if sqlite and python is date:
-        return _Memo(date.isoformat).__getitem__
+        return _memo(date.isoformat)
     if sqlite and python is datetime:
-        return _Memo(lambda value: value.isoformat(" ", "microseconds")).__getitem__
+        return _memo(lambda value: value.isoformat(" ", "microseconds"))
     return None
+
+
+def _memo(convert):
+    """A memo's look-up of ``convert`` (each value converted once per writer: a sync's times repeat,
+    appointments share them and its "now" is on every row); empty stays empty."""
+    return Memo(lambda value: None if value is None else convert(value), limit=500_000).__getitem__
 
 
 def _naive_utc(value: datetime) -> datetime:
