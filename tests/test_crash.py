@@ -65,11 +65,13 @@ def sms_only_kinds(folder: Path) -> Path:
     return folder
 
 
-def write_config(tmp_path: Path, twilio: FakeTwilio, sendgrid: FakeSendGrid) -> Path:
+def write_config(tmp_path: Path, twilio: FakeTwilio, sendgrid: FakeSendGrid, *,
+                 url: str = "sqlite:///vitalsync.db", daemon: str = f"lease_seconds = {LEASE_SECONDS}") -> Path:
+    """The demo practice (600 patients) over the fake providers, always open; ``daemon`` adds to [daemon]."""
     path = tmp_path / "config.toml"
     path.write_text(f"""
 [database]
-url = "sqlite:///vitalsync.db"
+url = "{url}"
 [connector]
 type = "demo"
 patients = 600
@@ -78,7 +80,7 @@ weeks = 2
 [daemon]
 plan_ahead_days = 60
 batch_size = 20
-lease_seconds = {LEASE_SECONDS}
+{daemon}
 {provider_settings(tmp_path, twilio, sendgrid)}
 [log]
 level = "warning"

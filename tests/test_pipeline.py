@@ -205,11 +205,17 @@ def test_planning_twice_is_a_no_op(runtime, connector, clock):
     assert row_counts(runtime) == before
 
 
-def test_a_family_on_one_phone_gets_one_message(runtime, connector, clock):
+def book_family(connector) -> str:
+    """Ann, Ben and Cal on one phone (Ann the guarantor), booked F1, F2, F3 on day 4; their phone."""
     phone, family = "+12125550100", dict(guarantor_key="1", mobile="+12125550100")
     open_practice(connector, patient("1", "Ann", **family), patient("2", "Ben", **family), patient("3", "Cal", **family))
     for key, person, when in (("F1", "1", ny(4, 10)), ("F2", "2", ny(4, 10, 30)), ("F3", "3", ny(4, 11))):
         book(connector, key, person, when)
+    return phone
+
+
+def test_a_family_on_one_phone_gets_one_message(runtime, connector, clock):
+    phone = book_family(connector)
     start(runtime)
     run(runtime, ny(4, 12))
 
@@ -223,10 +229,7 @@ def test_a_family_on_one_phone_gets_one_message(runtime, connector, clock):
 
 
 def test_a_member_who_answered_by_number_is_left_out_of_the_next_family_reminder(runtime, connector, clock):
-    phone, family = "+12125550100", dict(guarantor_key="1", mobile="+12125550100")
-    open_practice(connector, patient("1", "Ann", **family), patient("2", "Ben", **family), patient("3", "Cal", **family))
-    for key, person, when in (("F1", "1", ny(4, 10)), ("F2", "2", ny(4, 10, 30)), ("F3", "3", ny(4, 11))):
-        book(connector, key, person, when)
+    phone = book_family(connector)
     start(runtime)
     run(runtime, ny(2, 12))
     [first] = reminders(runtime)

@@ -24,8 +24,8 @@ from sqlalchemy import func, select as sa_select
 from sqlmodel import select
 
 from tests.conftest import POSTGRES, _postgres_database
-from tests.providers import ALWAYS_OPEN, provider_settings
 from tests.test_crash import plan_everything_due_now, sms_only_kinds
+from tests.test_crash import write_config as crash_config
 from vitalsync.core.db import make_engine, session
 from vitalsync.core.leases import JobLease
 from vitalsync.core.vocab import MessageStatus
@@ -52,28 +52,8 @@ def postgres_url():
 
 def write_config(tmp_path: Path, url: str, twilio: FakeTwilio, sendgrid: FakeSendGrid) -> Path:
     sms_only_kinds(tmp_path / "kinds")
-    path = tmp_path / "config.toml"
-    path.write_text(f"""
-[database]
-url = "{url}"
-[connector]
-type = "demo"
-patients = 600
-weeks = 2
-{ALWAYS_OPEN}
-[daemon]
-plan_ahead_days = 60
-batch_size = 20
-lease_seconds = 30
-job_lease_seconds = {JOB_LEASE_SECONDS}
-[message_kinds]
-directory = "kinds"
-{provider_settings(tmp_path, twilio, sendgrid)}
-[log]
-level = "warning"
-format = "json"
-""", encoding="utf-8")
-    return path
+    daemon = f'lease_seconds = 30\njob_lease_seconds = {JOB_LEASE_SECONDS}\n[message_kinds]\ndirectory = "kinds"'
+    return crash_config(tmp_path, twilio, sendgrid, url=url, daemon=daemon)
 
 
 def start(config_path: Path, record: Path, log, *extra: str) -> subprocess.Popen:
