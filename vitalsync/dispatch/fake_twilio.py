@@ -237,7 +237,7 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as twilio's requests session expects
+    protocol_version = "HTTP/1.1"  # keep-alive, as the twilio client's pooled transport expects
     server: _Server
 
     def setup(self) -> None:

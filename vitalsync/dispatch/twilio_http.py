@@ -8,7 +8,8 @@ requests and ~0.45 ms through urllib3 (which requests itself sends through).
 
 What requests gave is kept: the environment's proxy for the API host (read once, at start, with
 NO_PROXY honoured), its CA bundle variables, certifi's roots otherwise, and no retry of any kind
-(a POST retried by a transport could send a message twice). Errors are urllib3's own;
+(a POST retried by a transport could send a message twice). It logs nothing (twilio's own
+transport logs each request's parameters, numbers and bodies, at INFO). Errors are urllib3's own;
 :func:`vitalsync.dispatch.twilio_sms.translated` says what each means for the send.
 """
 

@@ -10,7 +10,6 @@ No exception raised here carries a phone number or a message body: Twilio's own 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -27,9 +26,6 @@ from vitalsync.dispatch.sender import Outgoing
 from vitalsync.dispatch.twilio_http import Urllib3HttpClient
 from vitalsync.rules.render import sms_segments
 
-# twilio's client logs each request's parameters (numbers, bodies) at INFO: PHI stays out of logs
-# (our transport does not log; this keeps it so should twilio's own be used)
-logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 
 REFUSALS: dict[int, tuple[type[SendError], str]] = {
     21211: (PermanentSendError, "the recipient's phone number is not valid"),
