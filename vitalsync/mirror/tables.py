@@ -51,7 +51,7 @@ class Appointment(SQLModel, table=True):
     location_key: str
     provider_key: str | None = None
     type: str = ""
-    status: str = Field(default=AppointmentStatus.SCHEDULED.value, index=True)  #: an AppointmentStatus
+    status: str = AppointmentStatus.SCHEDULED.value  #: an AppointmentStatus (no index: nearly all are "scheduled")
     start: datetime = Field(sa_column=Column(UTCDateTime(), index=True, nullable=False))
     end: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     version: int = 1  #: bumped whenever the start, end or status changes
