@@ -138,7 +138,8 @@ class OpenDentalConnector:
                     "recalls": (q.RECALLS, practice.recalls, RecallRecord, q.RECALLS)}
         for name, (sql, mapper, record, counted) in streamed.items():
             cursor.execute(f"{select(sql)} LIMIT 0", args)  # a missing table or grant shows now, not mid-sync
-            setattr(batch, name, Rows(self.target, select(sql), args, mapper, record, q.count(select(counted))))
+            setattr(batch, name, Rows(self.target, select(sql), args, mapper, record, q.count(select(counted)),
+                                      rejected=batch.rejected))
         if window:
             cursor.execute(q.GONE, window * 3)
             batch.deleted_appointments = list(dict.fromkeys(str(num) for (num,) in cursor.fetchall()))

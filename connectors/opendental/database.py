@@ -109,11 +109,18 @@ class Rows:
     in memory at once. ``len()`` and ``bool()`` ask the server about the same query. The mapper
     turns a fetched chunk into tuples in ``record``'s field order: ``tuples()`` hands those on as
     they are (the mirror's bulk path; with its values in a consumer's ``StoredForm`` when given one),
-    iteration builds the records.
+    iteration builds the records. ``rejected`` is the list the mapper names damaged rows in.
+
+    It pickles and opens its own connections, so the mirror may read it in a process of its own
+    (``own_process``, see ``vitalsync.mirror.reader``).
     """
 
-    def __init__(self, target: Target, sql: str, args: tuple, mapper, record: type, count_sql: str) -> None:
+    own_process = True
+
+    def __init__(self, target: Target, sql: str, args: tuple, mapper, record: type, count_sql: str,
+                 rejected: list[str] | None = None) -> None:
         self.target, self.sql, self.args, self.mapper, self.record, self.count_sql = target, sql, args, mapper, record, count_sql
+        self.rejected = rejected
 
     def __iter__(self):
         record = self.record

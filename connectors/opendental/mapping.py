@@ -8,7 +8,7 @@ its start and end as local times in text.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from functools import lru_cache, partial
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -72,6 +72,14 @@ class Practice:
         self.mobiles = Memo(lambda raw: phone(raw, self.region, True))  # Open Dental texts WirelessPhone only
         self.phones = Memo(lambda raw: phone(raw, self.region))
         self.forms: dict[StoredForm | None, _Values] = {}
+
+    def __getstate__(self) -> dict:
+        """The settings and lookups; the memos are rebuilt where it is unpickled (a reader process)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.__post_init__()
 
     def add_clinics(self, rows) -> None:
         self.locations = [LocationRecord("0", self.main_name, self.timezone)]

@@ -8,13 +8,14 @@ writes stay with SQLAlchemy.
 from __future__ import annotations
 
 import sqlite3
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from itertools import chain, repeat
 
 from sqlalchemy import Connection, String, Table
 
 from vitalsync.core.db import UTCDateTime
 from vitalsync.core.memo import Memo
+from vitalsync.mirror.forms import POSTGRES_FORM, SQLITE_BOOLEAN, SQLITE_FORM, naive_utc, sqlite_utc
 from vitalsync.sync.connector import StoredForm
 
 
@@ -115,22 +116,18 @@ def _literals(values: tuple) -> tuple[str, ...] | None:
     return tuple(literals)
 
 
-#: the sqlite3 module binds a bool only after a failed look-up of an adapter for it (slow); an int at once
-_SQLITE_BOOLEAN = {True: 1, False: 0, None: None}.__getitem__
-
-
 def _converter(column, sqlite: bool):
     """A converter of non-empty and empty (None) values, or None when the driver takes them as they are.
 
     Each is a C-level callable or a memo's look-up, so ``map`` over a column costs little per value."""
     kind = column.type
     if isinstance(kind, UTCDateTime):
-        return _memo(_sqlite_utc if sqlite else _naive_utc)
+        return _memo(sqlite_utc if sqlite else naive_utc)
     python = getattr(kind, "python_type", None)
     if isinstance(getattr(kind, "impl_instance", kind), String) and not column.nullable:
         return str.__str__  # a StrEnum member as its plain value (drivers adapt subclasses slowly)
     if sqlite and python is bool:
-        return _SQLITE_BOOLEAN
+        return SQLITE_BOOLEAN
     if sqlite and python is date:
         return _memo(date.isoformat)
     if sqlite and python is datetime:
@@ -142,28 +139,6 @@ def _memo(convert):
     """A memo's look-up of ``convert`` (each value converted once per writer: a sync's times repeat,
     appointments share them and its "now" is on every row); empty stays empty."""
     return Memo(lambda value: None if value is None else convert(value), limit=500_000).__getitem__
-
-
-def _naive_utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to the database; use aware datetimes")
-    return value.astimezone(timezone.utc).replace(tzinfo=None)
-
-
-def _sqlite_utc(value: datetime) -> str:
-    """SQLAlchemy's own text form of a SQLite date-time, so its reads parse what we write."""
-    return _naive_utc(value).isoformat(" ", "microseconds")
-
-
-def _same(value):
-    return value
-
-
-#: what the converters above make of each kind of value, for streams that hand values over already
-#: so (``Writer.insert(stored=True)``): SQLite keeps times as SQLAlchemy's text of UTC, dates as
-#: ISO text and flags as ints; PostgreSQL takes naive UTC datetimes and the rest as they are
-SQLITE_FORM = StoredForm(instant=_sqlite_utc, day=date.isoformat, flag=_SQLITE_BOOLEAN)
-POSTGRES_FORM = StoredForm(instant=_naive_utc, day=_same, flag=_same)
 
 
 def stored_form(conn: Connection) -> StoredForm:

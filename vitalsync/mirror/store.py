@@ -21,6 +21,7 @@ from sqlmodel import Session, select as model_select
 
 from vitalsync.core.vocab import AppointmentStatus, Channel
 from vitalsync.mirror.bulk import Writer, stored_form
+from vitalsync.mirror.reader import read_elsewhere, regrouped
 from vitalsync.mirror.tables import Appointment, Location, OptOut, Patient, Pickup, Provider, Recall
 from vitalsync.sync.connector import (AppointmentRecord, Batch, LocationRecord, PatientRecord, PickupRecord,
                                       ProviderRecord, RecallRecord, StoredForm, record_chunks, stored_chunks)
@@ -101,9 +102,12 @@ class _ReadAhead:
     def __init__(self, records, kind: type, depth: int = 4, form: StoredForm | None = None) -> None:
         self.chunks: Queue = Queue(maxsize=depth)
         self.stopped = Event()
-        stored = None if form is None else stored_chunks(records, CHUNK, form)
-        self.stored = stored is not None
-        chunks = stored if stored is not None else record_chunks(records, kind, CHUNK)
+        if form is not None and getattr(records, "own_process", False):
+            self.stored, chunks = True, read_elsewhere(records, CHUNK, form)  # see mirror.reader
+        else:
+            stored = None if form is None else stored_chunks(records, CHUNK, form)
+            self.stored = stored is not None
+            chunks = regrouped(stored if stored is not None else record_chunks(records, kind, CHUNK), CHUNK)
         Thread(target=self._produce, args=(chunks,), name="vitalsync-read-ahead", daemon=True).start()
 
     def _hand_over(self, item) -> bool:
@@ -123,6 +127,8 @@ class _ReadAhead:
             self._hand_over(None)
         except BaseException as exc:  # handed to the writer, which raises it where the sync can see it
             self._hand_over(exc)
+        finally:
+            chunks.close()  # a stream read in a process of its own stops it
 
     def __iter__(self):
         try:
