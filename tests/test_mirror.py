@@ -11,9 +11,9 @@ from tests.test_pipeline import book, ny, open_practice, patient
 from vitalsync.core.db import session
 from vitalsync.core.errors import RetryLater
 from vitalsync.mirror import store
-from vitalsync.sync.connector import Batch
-from vitalsync.core.vocab import AppointmentStatus
-from vitalsync.mirror.tables import Appointment, Patient
+from vitalsync.sync.connector import Batch, OptOutRecord
+from vitalsync.core.vocab import AppointmentStatus, Channel
+from vitalsync.mirror.tables import Appointment, OptOut, Patient
 
 
 def rows(runtime) -> dict[str, Appointment]:
@@ -137,3 +137,17 @@ def test_a_first_sync_failing_mid_stream_leaves_the_empty_mirror_with_its_indexe
     indexes = {index["name"] for table in ("appointment", "patient")
                for index in inspect(runtime.engine).get_indexes(table)}
     assert {index.name for table in (Appointment, Patient) for index in table.__table__.indexes} <= indexes
+
+
+def test_the_pms_s_opt_outs_follow_each_complete_read_and_a_reply_s_stop_stays(runtime, connector):
+    open_practice(connector, patient("1", "Ann"), patient("2", "Ben"))
+    connector.practice.opt_outs = [OptOutRecord("1", Channel.SMS), OptOutRecord("2", Channel.EMAIL)]
+    runtime.sync_once()
+    with session(runtime.engine) as db:
+        db.add(OptOut(channel="sms", address="+12125550002", patient_key="2", source="reply", at=ny(2, 9)))
+        db.commit()
+    connector.practice.opt_outs = [OptOutRecord("1", Channel.SMS), OptOutRecord("2", Channel.SMS)]
+    runtime.sync_once(full=True)
+    with session(runtime.engine) as db:
+        held = {(o.patient_key, o.channel, o.source) for o in db.exec(select(OptOut))}
+    assert held == {("1", "sms", "pms"), ("2", "sms", "pms"), ("2", "sms", "reply")}

@@ -16,8 +16,8 @@ from operator import itemgetter
 from queue import Full, Queue
 from threading import Event, Thread
 
-from sqlalchemy import Connection, Table, bindparam, select, update
-from sqlmodel import Session, select as model_select
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
+from sqlmodel import Session
 
 from vitalsync.core.vocab import AppointmentStatus, Channel
 from vitalsync.mirror.bulk import Writer, stored_form
@@ -295,11 +295,18 @@ def _upcoming(status: str, start: datetime, now: datetime) -> int:
 
 
 def _replace_pms_opt_outs(session: Session, batch: Batch, now: datetime, changes: Changes) -> None:
-    current = {(row.patient_key, row.channel): row for row in session.exec(model_select(OptOut).where(OptOut.source == "pms"))}
+    """The PMS's opt-outs as the batch has them (a complete batch also takes back the ones it lacks),
+    in two statements: a practice has thousands, and an ORM object each costs a flush per row."""
+    conn, table = session.connection(), OptOut.__table__
+    current = {(key, channel): number for number, key, channel in conn.execute(
+        select(table.c.id, table.c.patient_key, table.c.channel).where(table.c.source == "pms"))}
     wanted = {(record.patient_key, Channel(record.channel).value) for record in batch.opt_outs}
     changes.rows += len(wanted)
-    for key in wanted - current.keys():
-        session.add(OptOut(patient_key=key[0], channel=key[1], source="pms", at=now))
+    new = [{"patient_key": key, "channel": channel, "source": "pms", "at": now}
+           for key, channel in wanted - current.keys()]
+    if new:
+        conn.execute(insert(table), new)
     if batch.complete:
-        for key in current.keys() - wanted:
-            session.delete(current[key])
+        gone = [current[key] for key in current.keys() - wanted]
+        for start in range(0, len(gone), CHUNK):
+            conn.execute(delete(table).where(table.c.id.in_(gone[start:start + CHUNK])))
