@@ -232,10 +232,10 @@ def _appointment_chunks(conn: Connection, records, now: datetime, changes: Chang
     width = len(APPOINTMENT_FIELDS)
     chunks = _chunks(records, AppointmentRecord)
     for chunk in chunks:
-        keys = list(map(itemgetter(0), chunk))
-        if empty:
+        if empty:  # nothing to compare, nothing to remove later: no per-row work here
             inserts, updates = chunk, []
         else:
+            keys = list(map(itemgetter(0), chunk))
             existing = {row[0]: row for row in conn.execute(select(*every).where(table.c.key.in_(keys)))}
             inserts, updates = [], []
             for values in chunk:
