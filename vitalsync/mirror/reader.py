@@ -44,12 +44,16 @@ def regrouped(chunks, size: int) -> Iterator[list]:
 
 def read_elsewhere(records, size: int, form: StoredForm) -> Iterator[list[tuple]]:
     """``records`` as ``stored_chunks`` would give them, read in a child process."""
-    child = subprocess.Popen([sys.executable, "-m", "vitalsync.mirror.reader"],
+    # -P: the module comes from the installed package, never from a directory the daemon runs in
+    child = subprocess.Popen([sys.executable, "-P", "-m", "vitalsync.mirror.reader"],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
-        with child.stdin:
-            pickle.dump(sys.path, child.stdin)
-            pickle.dump((records, size, form), child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            with child.stdin:
+                pickle.dump(sys.path, child.stdin)
+                pickle.dump((records, size, form), child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        except BrokenPipeError:
+            pass  # the child is gone already: its exit status is reported below
         while (message := _receive(child.stdout)) is not None:
             kind, payload = message
             if kind == "rows":
