@@ -11,6 +11,7 @@ from tests.test_pipeline import book, ny, open_practice, patient
 from vitalsync.core.db import session
 from vitalsync.core.errors import RetryLater
 from vitalsync.mirror import store
+from vitalsync.mirror.refresh import upcoming_query
 from vitalsync.sync.connector import Batch, OptOutRecord
 from vitalsync.core.vocab import AppointmentStatus, Channel
 from vitalsync.mirror.tables import Appointment, OptOut, Patient
@@ -151,3 +152,15 @@ def test_the_pms_s_opt_outs_follow_each_complete_read_and_a_reply_s_stop_stays(r
     with session(runtime.engine) as db:
         held = {(o.patient_key, o.channel, o.source) for o in db.exec(select(OptOut))}
     assert held == {("1", "sms", "pms"), ("2", "sms", "pms"), ("2", "sms", "reply")}
+
+
+def test_the_count_of_upcoming_appointments_before_each_sync_reads_only_an_index(runtime, connector):
+    open_practice(connector, patient("1", "Ann"))
+    book(connector, "A1", "1", ny(4, 10))
+    runtime.sync_once()
+    with runtime.engine.connect() as conn:
+        if conn.dialect.name != "sqlite":
+            pytest.skip("SQLite's planner: PostgreSQL plans by its statistics")
+        compiled = upcoming_query(ny(3, 9)).compile(conn)
+        plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", tuple(compiled.params.values())).all()
+    assert "COVERING INDEX ix_appointment_start_status" in " ".join(row[-1] for row in plan)

@@ -71,10 +71,15 @@ def _read(connector: Connector, since: str | None, now) -> Batch:
     return reader(since, now)
 
 
-def _upcoming(db, now) -> int:
-    query = select(func.count()).select_from(Appointment).where(
+def upcoming_query(now):
+    """The count of scheduled appointments after ``now``: the guard's measure, read before every sync
+    (the (start, status) index answers it alone)."""
+    return select(func.count()).select_from(Appointment).where(
         Appointment.status == AppointmentStatus.SCHEDULED, Appointment.start > now)
-    return db.exec(query).one()
+
+
+def _upcoming(db, now) -> int:
+    return db.exec(upcoming_query(now)).one()
 
 
 def _finish(run: SyncRun, clock: Clock, started: float) -> SyncRun:
