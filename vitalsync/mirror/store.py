@@ -65,10 +65,11 @@ def _apply(session: Session, batch: Batch, now: datetime) -> Changes:
     conn = session.connection()
     changes = Changes()
     # Each table's records are read on a thread (and a connection) of their own while the mirror
-    # writes. The appointments, most of a full sync, are read from the start and written first; the
-    # other tables are read from the moment the appointments' rows are in, while SQLite builds their
-    # indexes without the GIL. (Reading every table from the start costs more in GIL hand-overs
-    # between the threads than it overlaps.)
+    # writes; into an empty table, a stream that can be is read in a process of its own
+    # (mirror.reader). The appointments, most of a full sync, are read from the start and written
+    # first; the other tables are read from the moment the appointments' rows are in, while SQLite
+    # builds their indexes. (Reading every table from the start costs more than it overlaps: GIL
+    # hand-overs between threads, and with processes the appointments' reader gets less of a core.)
     tables = [(Location, LocationRecord, batch.locations, {}, ()),
               (Provider, ProviderRecord, batch.providers, {}, ()),
               (Patient, PatientRecord, batch.patients, {"updated_at": now}, batch.unreadable_patients),
@@ -97,7 +98,8 @@ def _apply(session: Session, batch: Batch, now: datetime) -> Changes:
 class _ReadAhead:
     """Chunks of record tuples, read on a thread from the moment this is made: the source is read
     while the database writes. The writer takes them by iterating; ``close`` stops the reading.
-    Given a ``form``, a stream that can hands its values over in it (``stored`` says whether it did)."""
+    Given a ``form``, a stream that can hands its values over in it (``stored`` says whether it did),
+    read in a child process when the stream allows (``own_process``, see ``mirror.reader``)."""
 
     def __init__(self, records, kind: type, depth: int = 4, form: StoredForm | None = None) -> None:
         self.chunks: Queue = Queue(maxsize=depth)
