@@ -13,9 +13,11 @@ from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import inspect
 
 from vitalsync.app.schema import migrate
 from vitalsync.core.db import make_engine, session
+from vitalsync.core.errors import PersonMustAct
 from vitalsync.core.vocab import AppointmentStatus, Channel
 from vitalsync.mirror import bulk
 from vitalsync.mirror.store import apply_batch
@@ -298,6 +300,32 @@ def test_a_first_sync_stores_what_the_records_hold(practice, database_url, monke
                                         recalls=list(batch.recalls)))
     assert set(handed_over.values()) == {True} and set(converted.values()) == {False} and len(converted) == 3
     assert all(streamed.values()) and streamed == records
+    engine.dispose()
+
+
+def test_a_server_error_in_the_middle_of_a_first_sync_leaves_the_mirror_empty_and_says_what_happened(
+        practice, database_url):
+    """The appointments of a first sync are read in a child process: an error the server sends after
+    some rows (here a subquery that fails at one appointment) reaches the sync as the connector
+    types it, and nothing of the batch stays."""
+    engine = make_engine(database_url)
+    migrate(engine)
+    batch = OpenDentalConnector(practice.url, timezone=ZONE).read(None, datetime.now(timezone.utc))
+    (late,), = practice.rows("SELECT MAX(AptNum) FROM appointment WHERE AptStatus = 1")
+    batch.appointments.sql = batch.appointments.sql.replace(
+        "AptStatus,", f"IF(AptNum = {late}, (SELECT AptStatus FROM appointment), AptStatus),", 1)
+    before = []
+    with pytest.raises(PersonMustAct, match="MySQL error 1242"):
+        for chunk in batch.appointments.tuples(10):
+            before += chunk
+    assert len(before) > 100  # the server sent rows before the error
+    assert batch.appointments.own_process
+    with session(engine) as db, pytest.raises(PersonMustAct, match="MySQL error 1242"):
+        apply_batch(db, batch, datetime.now(timezone.utc))
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM appointment").scalar() == 0
+        assert {"ix_appointment_patient_key", "ix_appointment_start_status"} <= {
+            index["name"] for index in inspect(conn).get_indexes("appointment")}
     engine.dispose()
 
 
