@@ -25,6 +25,7 @@ class Stream:
     fifth row rejected; it breaks (``fail_at``), kills its process (``die_at``) or never ends."""
 
     own_process = True
+    estimated_rows = 1_000_000  # as big as a real practice's appointments: worth a process
 
     def __init__(self, records, *, fail_at: int | None = None, die_at: int | None = None, endless: bool = False):
         self.records, self.fail_at, self.die_at, self.endless = records, fail_at, die_at, endless
@@ -121,3 +122,16 @@ def test_a_first_sync_whose_child_fails_leaves_the_empty_mirror_with_its_indexes
     assert rows(runtime) == {}
     assert {index.name for index in Appointment.__table__.indexes} <= {
         index["name"] for index in inspect(runtime.engine).get_indexes("appointment")}
+
+
+def test_a_small_stream_is_read_at_home(runtime, connector, monkeypatch):
+    """A process costs ~0.1 s to start: a practice's few thousand rows are read in a thread."""
+    open_practice(connector, patient("1", "Ann"))
+    book(connector, "A1", "1", ny(4, 10))
+    stream = Stream(list(connector.practice.appointments))
+    stream.estimated_rows = 2_000
+    monkeypatch.setattr(store, "read_elsewhere", lambda *args: pytest.fail("a process for a small stream"))
+    monkeypatch.setattr(connector, "read", lambda since, now: Batch(complete=True, cursor="x", appointments=stream,
+                                                                    patients=list(connector.practice.patients)))
+    assert runtime.sync_once(full=True).changed == 2
+    assert set(rows(runtime)) == {"A1"}

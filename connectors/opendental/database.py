@@ -112,15 +112,16 @@ class Rows:
     iteration builds the records. ``rejected`` is the list the mapper names damaged rows in.
 
     It pickles and opens its own connections, so the mirror may read it in a process of its own
-    (``own_process``, see ``vitalsync.mirror.reader``).
+    (``own_process``, see ``vitalsync.mirror.reader``) when it is big: ``estimated_rows``, the
+    server's estimate of the table's size (0 when not known).
     """
 
     own_process = True
 
     def __init__(self, target: Target, sql: str, args: tuple, mapper, record: type, count_sql: str,
-                 rejected: list[str] | None = None) -> None:
+                 rejected: list[str] | None = None, estimated_rows: int = 0) -> None:
         self.target, self.sql, self.args, self.mapper, self.record, self.count_sql = target, sql, args, mapper, record, count_sql
-        self.rejected = rejected
+        self.rejected, self.estimated_rows = rejected, estimated_rows
 
     def __iter__(self):
         record = self.record

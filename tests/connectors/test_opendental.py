@@ -19,7 +19,7 @@ from vitalsync.app.schema import migrate
 from vitalsync.core.db import make_engine, session
 from vitalsync.core.errors import PersonMustAct
 from vitalsync.core.vocab import AppointmentStatus, Channel
-from vitalsync.mirror import bulk
+from vitalsync.mirror import bulk, reader
 from vitalsync.mirror.store import apply_batch
 from vitalsync.testing import ConnectorContract
 from vitalsync_connectors.opendental import OpenDentalConnector
@@ -268,15 +268,20 @@ def test_recalls_have_their_type_and_a_due_date_from_the_packed_interval_when_em
 
 def test_a_full_read_streams_and_can_be_read_again_and_counted(practice):
     batch = practice.batch
+    # each stream carries InnoDB's estimate of its table's rows (what a reader process is worth)
+    assert batch.appointments.estimated_rows > 0 and batch.patients.estimated_rows > 0
     assert len(batch.appointments) == len(practice.appointments) == sum(1 for _ in batch.appointments)
     assert batch.patients and batch.recalls
     assert batch.rows == sum(len(getattr(batch, name)) for name in (
         "locations", "providers", "patients", "appointments", "recalls", "opt_outs"))
 
 
-def test_a_first_sync_stores_what_the_records_hold(practice, database_url, monkeypatch):
+@pytest.mark.parametrize("process", [True, False], ids=["reader-process", "in-process"])
+def test_a_first_sync_stores_what_the_records_hold(practice, database_url, monkeypatch, process):
     """Into an empty mirror the streams hand their values over as the mirror stores them (worked out
-    once per distinct value); the mirror converting the same rows as records stores the same."""
+    once per distinct value; in a reader process, or at home for a small practice like this one);
+    the mirror converting the same rows as records stores the same."""
+    monkeypatch.setattr(reader, "ROWS_WORTH_A_PROCESS", 0 if process else 10**9)
     engine = make_engine(database_url)
     migrate(engine)
     now = datetime(2026, 3, 2, 5, tzinfo=timezone.utc)
@@ -304,10 +309,11 @@ def test_a_first_sync_stores_what_the_records_hold(practice, database_url, monke
 
 
 def test_a_server_error_in_the_middle_of_a_first_sync_leaves_the_mirror_empty_and_says_what_happened(
-        practice, database_url):
+        practice, database_url, monkeypatch):
     """The appointments of a first sync are read in a child process: an error the server sends after
     some rows (here a subquery that fails at one appointment) reaches the sync as the connector
     types it, and nothing of the batch stays."""
+    monkeypatch.setattr(reader, "ROWS_WORTH_A_PROCESS", 0)  # this practice is small
     engine = make_engine(database_url)
     migrate(engine)
     batch = OpenDentalConnector(practice.url, timezone=ZONE).read(None, datetime.now(timezone.utc))
@@ -319,7 +325,7 @@ def test_a_server_error_in_the_middle_of_a_first_sync_leaves_the_mirror_empty_an
         for chunk in batch.appointments.tuples(10):
             before += chunk
     assert len(before) > 100  # the server sent rows before the error
-    assert batch.appointments.own_process
+    assert reader.worth_a_process(batch.appointments)
     with session(engine) as db, pytest.raises(PersonMustAct, match="MySQL error 1242"):
         apply_batch(db, batch, datetime.now(timezone.utc))
     with engine.connect() as conn:

@@ -3,11 +3,12 @@
 A full sync spends as much time reading and mapping the PMS's rows as writing them, and in one
 process the GIL lets only one of the two run at a time: the reading thread's Python and the
 writer's binding take turns, and only SQLite's own steps run beside them. A stream that says it
-can be read elsewhere (``own_process``: it pickles, and opens its own connection to its source) is
-read here in a child process, on the machine's other core, and its chunks come back pickled over a
-pipe (unpickling ~2,000 rows of text costs the parent well under a millisecond).
+can be read elsewhere (``own_process``: it pickles, and opens its own connection to its source)
+and is big (``estimated_rows``) is read here in a child process, on the machine's other core, and
+its chunks come back pickled over a pipe (unpickling ~2,000 rows of text costs the parent well
+under a millisecond).
 
-The child is ``python -m vitalsync.mirror.reader``: it reads ``sys.path`` and then the stream,
+The child is ``python -P -m vitalsync.mirror.reader``: it reads ``sys.path`` and then the stream,
 the chunk size and the ``StoredForm`` from its stdin, and writes length-prefixed pickles to its
 stdout: ("rows", chunk) ..., then ("end", the stream's rejected rows), or ("error", exception).
 Its errors are raised in the parent as they were raised in the child (a ``RetryLater`` stays a
@@ -27,6 +28,14 @@ from vitalsync.core.errors import RetryLater
 from vitalsync.sync.connector import StoredForm, stored_chunks
 
 _LENGTH = struct.Struct("<Q")
+#: a process costs ~0.1 s to start (Python, the driver, the connector's modules) and ~50-100 MB
+#: while it reads: about what the parent spends on 20,000 rows, so smaller streams stay at home
+ROWS_WORTH_A_PROCESS = 20_000
+
+
+def worth_a_process(records) -> bool:
+    """Whether ``records`` can be read in a process of its own and is big enough to pay for one."""
+    return getattr(records, "own_process", False) and getattr(records, "estimated_rows", 0) >= ROWS_WORTH_A_PROCESS
 
 
 def regrouped(chunks, size: int) -> Iterator[list]:

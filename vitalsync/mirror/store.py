@@ -21,7 +21,7 @@ from sqlmodel import Session
 
 from vitalsync.core.vocab import AppointmentStatus, Channel
 from vitalsync.mirror.bulk import Writer, stored_form
-from vitalsync.mirror.reader import read_elsewhere, regrouped
+from vitalsync.mirror.reader import read_elsewhere, regrouped, worth_a_process
 from vitalsync.mirror.tables import Appointment, Location, OptOut, Patient, Pickup, Provider, Recall
 from vitalsync.sync.connector import (AppointmentRecord, Batch, LocationRecord, PatientRecord, PickupRecord,
                                       ProviderRecord, RecallRecord, StoredForm, record_chunks, stored_chunks)
@@ -99,12 +99,12 @@ class _ReadAhead:
     """Chunks of record tuples, read on a thread from the moment this is made: the source is read
     while the database writes. The writer takes them by iterating; ``close`` stops the reading.
     Given a ``form``, a stream that can hands its values over in it (``stored`` says whether it did),
-    read in a child process when the stream allows (``own_process``, see ``mirror.reader``)."""
+    read in a child process when the stream allows and is big (see ``mirror.reader``)."""
 
     def __init__(self, records, kind: type, depth: int = 4, form: StoredForm | None = None) -> None:
         self.chunks: Queue = Queue(maxsize=depth)
         self.stopped = Event()
-        if form is not None and getattr(records, "own_process", False):
+        if form is not None and worth_a_process(records):
             self.stored, chunks = True, read_elsewhere(records, CHUNK, form)  # see mirror.reader
         else:
             stored = None if form is None else stored_chunks(records, CHUNK, form)
