@@ -15,8 +15,7 @@ from sqlalchemy import Connection, String, Table
 
 from vitalsync.core.db import UTCDateTime
 from vitalsync.core.memo import Memo
-from vitalsync.mirror.forms import POSTGRES_FORM, SQLITE_BOOLEAN, SQLITE_FORM, naive_utc, sqlite_utc
-from vitalsync.sync.connector import StoredForm
+from vitalsync.mirror.forms import SQLITE_BOOLEAN, naive_utc, sqlite_utc
 
 
 ROWS_PER_INSERT = 500  #: new rows in one SQLite INSERT (fewer when its bound variables would pass the limit)
@@ -44,7 +43,7 @@ class Writer:
 
     def insert(self, rows: list[tuple], extra: tuple = (), stored: bool = False) -> None:
         """``rows`` with ``extra`` (the same values for every row) after each one; ``stored``: the
-        rows' values are already as the mirror stores them (``stored_form``), only ``extra`` is converted."""
+        rows' values are already as the mirror stores them (``forms.stored_form``), only ``extra`` is converted."""
         if not rows:
             return
         values = rows if stored else self._columns(rows)
@@ -139,7 +138,3 @@ def _memo(convert):
     """A memo's look-up of ``convert`` (each value converted once per writer: a sync's times repeat,
     appointments share them and its "now" is on every row); empty stays empty."""
     return Memo(lambda value: None if value is None else convert(value), limit=500_000).__getitem__
-
-
-def stored_form(conn: Connection) -> StoredForm:
-    return SQLITE_FORM if conn.dialect.name == "sqlite" else POSTGRES_FORM

@@ -35,3 +35,8 @@ def same(value):
 #: as ISO text and flags as ints; PostgreSQL takes naive UTC datetimes and the rest as they are
 SQLITE_FORM = StoredForm(instant=sqlite_utc, day=date.isoformat, flag=SQLITE_BOOLEAN)
 POSTGRES_FORM = StoredForm(instant=naive_utc, day=same, flag=same)
+
+
+def stored_form(conn) -> StoredForm:
+    """The form of the mirror behind ``conn`` (a SQLAlchemy connection)."""
+    return SQLITE_FORM if conn.dialect.name == "sqlite" else POSTGRES_FORM

@@ -20,7 +20,8 @@ from sqlalchemy import Connection, Table, bindparam, delete, insert, select, upd
 from sqlmodel import Session
 
 from vitalsync.core.vocab import AppointmentStatus, Channel
-from vitalsync.mirror.bulk import Writer, stored_form
+from vitalsync.mirror.bulk import Writer
+from vitalsync.mirror.forms import stored_form
 from vitalsync.mirror.reader import read_elsewhere, regrouped, worth_a_process
 from vitalsync.mirror.tables import Appointment, Location, OptOut, Patient, Pickup, Provider, Recall
 from vitalsync.sync.connector import (AppointmentRecord, Batch, LocationRecord, PatientRecord, PickupRecord,
