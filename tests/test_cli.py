@@ -193,6 +193,15 @@ def test_check_prints_ok_for_every_part(config):
     assert "FAIL" not in proc.stdout
 
 
+def test_sync_prints_its_report_and_check_shows_the_last_one(home_copy):
+    config = str(home_copy / "config.toml")
+    report = ok(vitalsync("sync", "--full", "--config", config)).stdout
+    assert re.search(r"^MODE\s+OUTCOME\s+ROWS_READ\s+CHANGED\s+REMOVED\s+REJECTED\s+SECONDS$", report, re.MULTILINE), report
+    assert re.search(r"^full\s+ok\s+[1-9]\d*\s", report, re.MULTILINE), report
+    check = ok(vitalsync("check", "--config", config)).stdout
+    assert re.search(r"^OK\s+last sync: full ok at .*: [1-9][\d,]* rows read", check, re.MULTILINE), check
+
+
 def test_help_lists_every_subcommand():
     proc = ok(vitalsync("--help"))
     listed = re.findall(r"^    (\w+)\s", proc.stdout, re.MULTILINE)
