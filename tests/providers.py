@@ -20,6 +20,8 @@ def provider_settings(folder: Path, twilio: FakeTwilio, sendgrid: FakeSendGrid, 
     """The [sender], [twilio], [sendgrid] and [webhooks] sections for the fakes; secrets go to files."""
     (folder / "token").write_text(twilio.auth_token)
     (folder / "key").write_text(sendgrid.api_key)
+    for secret in ("token", "key"):
+        (folder / secret).chmod(0o600)  # a secret others can read is refused
     return f"""
 [sender]
 type = "providers"

@@ -125,6 +125,7 @@ def clean_secret_env(monkeypatch):
 
 def test_secret_from_a_file_relative_to_the_config(write_config, tmp_path, clean_secret_env):
     (tmp_path / "db-password").write_text("s3cret-from-file\n", encoding="utf-8")
+    (tmp_path / "db-password").chmod(0o600)
     config = load_config(write_config('[database]\npassword_file = "db-password"\n'))
     clean_secret_env.setenv("VITALSYNC_DATABASE_PASSWORD", "from-env")  # the file wins
     assert _password(config) == "s3cret-from-file"

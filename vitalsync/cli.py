@@ -35,6 +35,8 @@ def parser() -> argparse.ArgumentParser:
 
     demo = command("demo", "Simulate a practice for some days through the real pipeline, then show the log.")
     demo.add_argument("--home", type=Path, help="keep the demo here (config.toml, vitalsync.db); default: a temporary folder")
+    demo.add_argument("--force", action="store_true",
+                      help="use --home even when it is not empty and not a demo home (its config and database are replaced)")
     demo.add_argument("--days", type=int, default=3, help="days to simulate (default 3)")
     demo.add_argument("--seed", type=int, default=7, help="the practice and its patients (default 7)")
     demo.add_argument("--start", type=datetime.fromisoformat, help="first simulated day, YYYY-MM-DD (default today)")

@@ -269,6 +269,7 @@ def test_a_cursor_from_another_connector_asks_for_a_full_sync(server):
 
 def test_from_config_reads_the_token_secret_and_the_zones(server, write_config, tmp_path):
     (tmp_path / "token.txt").write_text(TOKEN + "\n")
+    (tmp_path / "token.txt").chmod(0o600)
     config = load_config(write_config(
         f'[database]\nurl = "sqlite:///{tmp_path / "vs.db"}"\n[clinic]\nname = "Test Dental"\nphone = "(212) 555-0100"\n'
         f'[schedule]\ntimezone = "America/Denver"\n'

@@ -147,6 +147,7 @@ def api():
 
 def test_the_connector_is_found_by_its_type_and_built_from_the_config(practice, write_config, tmp_path):
     (tmp_path / "od-password").write_text("\n")
+    (tmp_path / "od-password").chmod(0o600)
     path = write_config(f'[connector]\ntype = "opendental"\nurl = "{practice}"\npassword_file = "od-password"\n'
                         'overlap_seconds = 9\ndefault_region = "CA"\n[clinic]\nname = "Riverside"\n'
                         '[schedule]\ntimezone = "America/Chicago"\n')

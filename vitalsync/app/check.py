@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 import sys
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -40,6 +42,8 @@ def check(config: Config) -> int:
     part("connector", lambda: build_connector(config).check(), f"check [connector] in {config.path}; then `vitalsync sync --config {config.path}`")
     kinds = part("message kinds", lambda: _kinds(load_kinds(config.message_kinds.enabled, config.message_kinds.directory and config.relative(config.message_kinds.directory))),
                  "fix the kind file named above")
+    part("secrets", lambda: _secrets(config), "fix the secret named above, then `vitalsync check` again")
+    part("listeners", lambda: _listeners(config), "change the listen address named above, or stop what holds it")
     if kinds:
         part("templates", lambda: _templates(kinds[1], config, build_context, render), "fix the template named above")
     if engine:
@@ -52,6 +56,47 @@ def _database(engine):
     with engine.connect() as connection:
         connection.execute(text("SELECT 1"))
     return f"{engine.url.render_as_string(hide_password=True)} (schema up to date)", engine
+
+
+def _secrets(config: Config) -> str:
+    """Open every secret the config will need at run time, so a missing one fails here, not at 3 am."""
+    from vitalsync.core.secrets import read_secret
+
+    needed = [("database_password", config.database.password_file, "database.password_file", False)]
+    if config.console.enabled:
+        needed.append(("console_secret_key", config.console.secret_key_file, "console.secret_key_file", True))
+    if config.sender.type == "providers":
+        needed += [("twilio_auth_token", config.twilio.auth_token_file, "twilio.auth_token_file", True),
+                   ("sendgrid_api_key", config.sendgrid.api_key_file, "sendgrid.api_key_file", True)]
+    found = [key.rsplit(".", 1)[0] for name, file, key, required in needed
+             if read_secret(name, file, key=key, config_path=config.path, required=required) is not None]
+    return f"{len(found)} found ({', '.join(found)})" if found else "none needed"
+
+
+def _listeners(config: Config) -> str:
+    """Each address the service will listen on can be bound now (or is held, likely by the service)."""
+    wanted = []
+    if config.sender.type == "providers":
+        wanted.append(("webhooks.listen", config.webhooks.listen))
+    if config.console.enabled:
+        wanted.append(("console.listen", config.console.listen))
+    if config.connector.type == "hl7":
+        wanted.append(("connector.listen", config.connector.listen))
+    notes = []
+    for key, address in wanted:
+        host, _, port = address.rpartition(":")
+        host = host.strip("[]")
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, int(port)))
+                notes.append(f"{address} free")
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise ConfigError(f"{config.path}: {key}: cannot listen on {address}: {exc.strerror}") from None
+                notes.append(f"{address} in use (by a running vitalsync?)")
+    return "; ".join(notes) if notes else "none needed"
 
 
 def _kinds(kinds):

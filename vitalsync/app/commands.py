@@ -35,7 +35,7 @@ def demo(args) -> int:
     from vitalsync.app.demo import run_demo
     setup("warning", "auto")
     result = run_demo(args.home, args.days, args.seed, args.start.date() if args.start else None,
-                      progress=Progress(f"Simulating {args.days} days"))
+                      progress=Progress(f"Simulating {args.days} days"), force=args.force)
     config = result.config_path
     me = "vitalsync" if shutil.which("vitalsync") else sys.argv[0]
     print(f"\nDemo practice simulated for {result.days} days from {result.start} (seed {args.seed}).\n")
@@ -65,8 +65,10 @@ def _filter(args) -> queries.Filter:
 def run(runtime, args) -> int:
     from vitalsync.app.daemon import run_forever, run_once
     if args.once:
-        run_once(runtime)
-        return 0
+        if run_once(runtime):
+            return 0
+        print("error: a step failed (its name is in the log line 'step_failed' or 'step_crashed')", file=sys.stderr)
+        return 1
     return run_forever(runtime)
 
 

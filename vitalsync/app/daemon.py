@@ -26,12 +26,16 @@ from vitalsync.mirror.refresh import pushed_sink
 log = structlog.get_logger("vitalsync.daemon")
 
 
-def run_once(runtime: Runtime, stop: threading.Event | None = None) -> None:
-    """Every stage once, in flow order (``vitalsync run --once``); a stop stops between stages."""
+def run_once(runtime: Runtime, stop: threading.Event | None = None) -> bool:
+    """Every stage once, in flow order (``vitalsync run --once``); a stop stops between stages.
+
+    True when every stage that ran succeeded (a failed one is logged and the others still run)."""
+    ok = True
     for name, step in _steps(runtime).items():
         if stop is not None and stop.is_set():
-            return
-        _guarded(name, step)()
+            break
+        ok = _guarded(name, step)() and ok
+    return ok
 
 
 def _steps(runtime: Runtime) -> dict:
@@ -51,13 +55,15 @@ def _drain(runtime: Runtime) -> None:
 
 
 def _guarded(name: str, step):
-    def job():
+    def job() -> bool:
         try:
             step()
+            return True
         except VitalsyncError as exc:
             log.error("step_failed", job=name, error_type=type(exc).__name__)
         except Exception as exc:  # a bug or an outage: keep the service alive, try at the next turn
             log.exception("step_crashed", job=name, error_type=type(exc).__name__)
+        return False
     return job
 
 

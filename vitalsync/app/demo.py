@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from vitalsync.app.runtime import Runtime, build
 from vitalsync.core.clock import VirtualClock
 from vitalsync.core.config import load_config
-from vitalsync.core.errors import SyncHeld
+from vitalsync.core.errors import PersonMustAct, SyncHeld
 
 STEP = timedelta(minutes=15)
 
@@ -50,9 +50,20 @@ class DemoResult:
     runtime: Runtime
 
 
-def make_home(home: Path | None, seed: int, start: date) -> Path:
+MARKER = ".vitalsync-demo"  #: a demo home says so: only such a folder (or an empty one) is ever overwritten
+
+
+def make_home(home: Path | None, seed: int, start: date, force: bool = False) -> Path:
     home = Path(home) if home else Path(tempfile.mkdtemp(prefix="vitalsync-demo-"))
+    if home.exists() and not home.is_dir():
+        raise PersonMustAct(f"{home} is a file, not a folder; give --home a folder for the demo")
+    if home.is_dir() and any(home.iterdir()) and not _demo_home(home) and not force:
+        raise PersonMustAct(
+            f"{home} is not empty and is not a demo home this command made: the demo would overwrite its "
+            "config.toml and delete its database. Choose an empty or new folder, or add --force to overwrite it")
     home.mkdir(parents=True, exist_ok=True)
+    (home / MARKER).write_text("made by `vitalsync demo`; running it again here replaces this folder's demo data\n",
+                               encoding="utf-8")
     for stale in home.glob("vitalsync.db*"):
         stale.unlink()
     path = home / "config.toml"
@@ -64,11 +75,23 @@ def make_home(home: Path | None, seed: int, start: date) -> Path:
     return path
 
 
-def run_demo(home: Path | None, days: int, seed: int, start: date | None = None, progress=None) -> DemoResult:
+def _demo_home(home: Path) -> bool:
+    """A folder this command made: its marker, or (made before markers) its config's first line."""
+    if (home / MARKER).is_file():
+        return True
+    try:
+        with (home / "config.toml").open(encoding="utf-8") as config:
+            return config.readline().startswith("# A demo home made by `vitalsync demo`")
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def run_demo(home: Path | None, days: int, seed: int, start: date | None = None, progress=None,
+             force: bool = False) -> DemoResult:
     """Create a home and simulate ``days`` days: nightly full syncs, hourly syncs and planning,
     dispatch and provider events every 15 minutes, all on a virtual clock."""
     start = start or date.today()
-    config_path = make_home(home, seed, start)
+    config_path = make_home(home, seed, start, force)
     config = load_config(config_path)
     zone = ZoneInfo(config.schedule.timezone)
     clock = VirtualClock(datetime.combine(start, time(0, 0), zone))

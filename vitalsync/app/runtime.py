@@ -8,13 +8,17 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from pathlib import Path
+
 from sqlalchemy import Engine
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.engine import make_url
 
 from vitalsync.app.jobs import JobLeases
 from vitalsync.app.schema import migrate
 from vitalsync.core.clock import Clock, SystemClock
 from vitalsync.core.config import Config
+from vitalsync.core.errors import ConfigError
 from vitalsync.core.db import make_engine, session
 from vitalsync.core.secrets import read_secret
 from vitalsync.app.senders import build_senders
@@ -39,9 +43,26 @@ def database_url(config: Config) -> str:
 
 
 def open_database(config: Config) -> Engine:
+    """The engine, migrated; a database that cannot be opened is a ConfigError naming database.url."""
     password = read_secret("database_password", config.database.password_file, key="database.password_file",
                            config_path=config.path, required=False)
-    engine = make_engine(database_url(config), password)
+    url = database_url(config)
+    key = f"{config.path}: database.url"
+    folder = make_url(url).database if make_url(url).get_backend_name() == "sqlite" else None
+    if folder and folder != ":memory:" and not Path(folder).parent.is_dir():
+        raise ConfigError(f"{key}: the folder {Path(folder).parent} does not exist (create it, or change the url)")
+    try:
+        engine = make_engine(url, password)
+        with engine.connect():
+            pass
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"{key}: the database driver '{exc.name}' is not installed "
+                          "(PostgreSQL: pip install 'vitalsync[postgres]')") from None
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise ConfigError(f"{key}: not a database URL vitalsync can use: {exc}") from None
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise ConfigError(f"{key}: cannot open the database: {reason}") from None
     migrate(engine)
     return engine
 

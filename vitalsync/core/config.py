@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from vitalsync.core import values
 
 from vitalsync.core.connector_config import TYPES, ConnectorConfig, DemoConnector
 from vitalsync.core.errors import ConfigError
@@ -47,6 +49,8 @@ class DatabaseConfig(Section):
         "File holding the database password. Without it the password comes from "
         "$VITALSYNC_DATABASE_PASSWORD or the systemd credential 'database_password'."))
 
+    _check_url = field_validator("url")(values.database_url)
+
 
 class ScheduleConfig(Section):
     """When messages may go out. Each location can override any of these under [locations.KEY]."""
@@ -60,6 +64,17 @@ class ScheduleConfig(Section):
     quiet_end: time = Field(time(9, 0), description="Quiet hours end, in the recipient's own time zone.")
 
     _check_zone = field_validator("timezone")(_zone)
+
+    @model_validator(mode="after")
+    def _window_in_order(self):
+        _check_window(self.window_start, self.window_end)
+        return self
+
+
+def _check_window(start: time | None, end: time | None) -> None:
+    if start is not None and end is not None and start >= end:
+        raise ValueError(f"the send window must start before it ends (window_start {start:%H:%M} is not before "
+                         f"window_end {end:%H:%M}; a window across midnight is not allowed: messages at night are what it prevents)")
 
 
 class LocationConfig(Section):
@@ -75,6 +90,11 @@ class LocationConfig(Section):
     @classmethod
     def _check_zone(cls, value: str | None) -> str | None:
         return None if value is None else _zone(value)
+
+    @model_validator(mode="after")
+    def _window_in_order(self):
+        _check_window(self.window_start, self.window_end)
+        return self
 
 
 class DaemonConfig(Section):
@@ -112,7 +132,9 @@ class ClinicConfig(Section):
     """What patients see in messages."""
 
     name: str = Field("Our clinic", description="The clinic's name as it appears in messages.")
-    phone: str = Field("", description="The number patients call back, as printed in messages.")
+    phone: str = Field("", description=(
+        "The number patients call back, as printed in messages (a number of [connector] default_region, "
+        "or with + and the country code)."))
 
 
 class RepliesConfig(Section):
@@ -124,6 +146,9 @@ class RepliesConfig(Section):
     unknown_answer: str = Field(
         "Thanks, we have passed your message to the front desk.", description=(
             "Automatic answer to a reply a person must read; empty sends none."))
+
+    _check_help = field_validator("help_text")(values.placeholders({"clinic", "phone"}))
+    _check_unknown = field_validator("unknown_answer")(values.placeholders(set()))
 
 
 class SenderConfig(Section):
@@ -152,6 +177,11 @@ class TwilioConfig(Section):
     calls_per_second: float = Field(1.0, gt=0, le=10_000, description=(
         "Voice calls per second (Twilio's default limit is 1 per account). Per process, like messages_per_second."))
 
+    _check_account = field_validator("account_sid")(values.sid("AC"))
+    _check_service = field_validator("messaging_service_sid")(values.sid("MG"))
+    _check_number = field_validator("from_number")(values.e164)
+    _check_base = field_validator("base_url")(values.api_url)
+
 
 class SendGridConfig(Section):
     """SendGrid, for email (with [sender] type = "providers")."""
@@ -167,12 +197,18 @@ class SendGridConfig(Section):
         "Emails per second from from_email, never exceeded (vitalsync's own pace, to spread a batch). "
         "Per process, like [twilio] messages_per_second."))
 
+    _check_from = field_validator("from_email")(values.email)
+    _check_base = field_validator("base_url")(values.api_url)
+
 
 class WebhooksConfig(Section):
     """Where providers report deliveries and replies."""
 
     listen: str = Field("127.0.0.1:8088", description="host:port the webhook receiver listens on.")
     public_url: str = Field("", description="The address providers call, as they see it (https://...); signatures cover it.")
+
+    _check_listen = field_validator("listen")(values.listen)
+    _check_url = field_validator("public_url")(values.public_url)
 
 
 class ConsoleConfig(Section):
@@ -197,6 +233,9 @@ class ConsoleConfig(Section):
     public_url: str = Field("", description=(
         "The console's address as staff open it (https://...), for links in alert emails; empty: no links."))
     summary_at: time = Field(time(7, 30), description="When the daily summary email goes out, clinic time.")
+
+    _check_listen = field_validator("listen")(values.listen)
+    _check_url = field_validator("public_url")(values.public_url)
 
 
 class LogConfig(Section):
@@ -254,7 +293,26 @@ def load_config(path: Path | str) -> Config:
     except ValidationError as exc:
         raise ConfigError([f"{path}: {_describe(error)}" for error in exc.errors()]) from None
     config._path = path.resolve()
+    problems = [f"{path}: {problem}" for problem in _cross_checks(config)]
+    if problems:
+        raise ConfigError(problems)
     return config
+
+
+def _cross_checks(config: Config) -> list[str]:
+    """Checks of one key that depend on another: 'key: what is wrong'."""
+    problems = []
+    try:
+        values.phone(config.clinic.phone, config.connector.default_region)
+    except ValueError as exc:
+        problems.append(f"clinic.phone: {exc} (region {config.connector.default_region}, [connector] default_region)")
+    for key, location in config.locations.items():
+        try:
+            _check_window(location.window_start or config.schedule.window_start,
+                          location.window_end or config.schedule.window_end)
+        except ValueError as exc:
+            problems.append(f"locations.{key}: {exc}")
+    return problems
 
 
 def _describe(error: dict) -> str:

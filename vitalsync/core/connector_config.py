@@ -10,7 +10,9 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from vitalsync.core import values
 
 from vitalsync.core.vocab import AppointmentStatus
 
@@ -23,6 +25,8 @@ class _Connector(BaseModel):
     timezone: str | None = Field(None, description=(
         "The zone of the PMS's local times; empty means [schedule] timezone."))
     default_region: str = Field("US", description="Region for phone numbers written without a country code (ISO 3166).")
+
+    _check_region = field_validator("default_region")(values.region)
 
 
 class DemoConnector(_Connector):
@@ -80,6 +84,8 @@ class Hl7Connector(_Connector):
 
     type: Literal["hl7"] = Field(description="The connector type.")
     listen: str = Field("127.0.0.1:2575", description="host:port to listen on for MLLP.")
+
+    _check_listen = field_validator("listen")(values.listen)
 
 
 class FhirConnector(_Connector):

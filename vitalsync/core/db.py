@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from datetime import datetime, timezone
+from pathlib import Path
 
 from sqlalchemy import DateTime, Engine, TypeDecorator, create_engine, event
 from sqlalchemy.engine import make_url
@@ -31,10 +34,27 @@ def make_engine(url: str, password: str | None = None) -> Engine:
     if password is not None:
         parsed = parsed.set(password=password)
     if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            _private_file(Path(parsed.database))
         engine = create_engine(parsed, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(parsed, pool_pre_ping=True)
+
+
+def _private_file(path: Path) -> None:
+    """The database holds names, phone numbers and password hashes: owner-only, whatever the umask.
+
+    A new file is made 0600 before SQLite opens it (its -wal and -shm files take the same mode);
+    an existing one of ours that others could read is closed to them."""
+    if not path.parent.is_dir():
+        return  # opening it fails with its own error, which the caller names
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        info = path.stat()
+        if info.st_mode & 0o077 and info.st_uid == os.geteuid():
+            path.chmod(stat.S_IMODE(info.st_mode) & 0o700)
 
 
 def _sqlite_pragmas(connection, _record) -> None:
