@@ -186,6 +186,7 @@ def test_the_demo_reuses_its_own_home_an_empty_folder_or_a_forced_one(tmp_path):
     from datetime import date
     home = tmp_path / "demo-home"
     make_home(home, 7, date(2026, 3, 2))
+    assert stat.S_IMODE((home / "console.key").stat().st_mode) == 0o600
     (home / "vitalsync.db").write_bytes(b"old demo data")
     make_home(home, 7, date(2026, 3, 2))  # its own home: replaced
     assert not (home / "vitalsync.db").exists()
