@@ -1,17 +1,28 @@
-"""The last look before a send: is this message still right, against the latest mirror?"""
+"""The last look before a send: is this message still right, against the latest mirror?
+
+Planning fixed a channel, an address and a language; a sync since then may have changed any of them
+(a new mobile number, consent withdrawn in the PMS, a STOP, another language), or the subject itself
+(a recall closed, an order picked up). :func:`stale` says when the message must not go at all;
+:func:`route` says where it goes now, with a note for the history on each thing that changed.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from vitalsync.core.vocab import AppointmentStatus, MessageStatus
+from vitalsync.core.vocab import AppointmentStatus, Channel, MessageStatus
 from vitalsync.mirror.tables import Appointment, Location, OptOut, Patient, Pickup, Provider, Recall
 from vitalsync.queue.tables import Message, MessageTarget
 from vitalsync.rules.kinds import MessageKind, Trigger
+from vitalsync.rules.plan import root_key
+from vitalsync.rules.recipients import usable
+
+ADDRESS = {"sms": "mobile number", "email": "email address", "voice": "phone number"}
 
 
 @dataclass
@@ -87,6 +98,69 @@ def stale(db: Session, message: Message, kind: MessageKind | None, facts: Facts,
     stops = [got.get(t.appointment_key) for t in facts.targets]
     if stops and all(answer in kind.stop_on for answer in stops):
         return MessageStatus.CANCELLED, f"patient already {stops[0]}"
-    if facts.pickup is not None and facts.pickup.picked_up:
-        return MessageStatus.CANCELLED, "order picked up"
+    if message.subject_key and kind.trigger is Trigger.RECALL_DUE:
+        return _recall_stale(db, message, facts.recall, now)
+    if message.subject_key and kind.trigger is Trigger.PICKUP_READY:
+        if facts.pickup is None:
+            return MessageStatus.CANCELLED, "order no longer in the PMS"
+        if facts.pickup.picked_up:
+            return MessageStatus.CANCELLED, "order picked up"
     return None
+
+
+def _recall_stale(db: Session, message: Message, recall: Recall | None, now: datetime) -> tuple[str, str] | None:
+    """Whether the recall is still due as planned: open, at the same date, and the patient not booked since."""
+    if recall is None or not recall.active:
+        return MessageStatus.CANCELLED, "recall no longer due (closed or removed in the PMS)"
+    # the planned due date is the last part of the message's key (rules.plan: kind|recall:KEY|offset|due)
+    if root_key(message.key).rsplit("|", 1)[-1] != recall.due.isoformat():
+        return MessageStatus.CANCELLED, "recall due date changed in the PMS; planned again for the new date"
+    booked = db.exec(select(Appointment.key).where(Appointment.patient_key == recall.patient_key,
+                                                   Appointment.status == AppointmentStatus.SCHEDULED,
+                                                   Appointment.start > now)).first()
+    if booked is not None:
+        return MessageStatus.CANCELLED, "patient booked an appointment since planning"
+    return None
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a message goes now: its channel, address and language, and what changed since planning."""
+
+    channel: str
+    address: str
+    language: str
+    notes: tuple[str, ...] = ()  #: one history row each, without the addresses themselves
+
+
+def route(db: Session, message: Message, kind: MessageKind, facts: Facts, senders: Collection[str], *,
+          leaving: str | None = None) -> Route | str:
+    """The message's route by the mirror as it is now, or why no channel can carry it.
+
+    Its own channel at the patient's *current* address when that channel may still be used (an
+    address, consent in the PMS, no opt-out, a sender); else the next of the kind's channels that
+    may, in the kind's order and never back to an earlier one. ``leaving`` gives a reason the
+    message's own channel is out (it was just tried), so only later channels are looked at.
+    """
+    patient = facts.patient
+    order = [Channel(c).value for c in kind.channels]
+    start = order.index(message.channel) if message.channel in order else 0
+    problems = [f"{message.channel}: {leaving}"] if leaving else []
+    for channel in order[start + (1 if leaving else 0):]:
+        address, problem = usable(Channel(channel), patient, lambda *key: opted_out(db, *key))
+        if address and channel not in senders:
+            address, problem = None, "no sender configured"
+        if not address:
+            problems.append(f"{channel}: {problem}")
+            continue
+        notes = []
+        if problems:
+            notes.append(f"{'; '.join(problems)}; falling back to {channel}")
+        elif address != message.address:
+            notes.append(f"{channel}: the patient's {ADDRESS[channel]} changed in the PMS since planning; "
+                         "sending to the current one")
+        language = patient.language or message.language
+        if language != message.language:
+            notes.append(f"language changed in the PMS since planning ({message.language} → {language})")
+        return Route(channel, address, language, tuple(notes))
+    return "no usable contact now (" + "; ".join(problems) + ")"

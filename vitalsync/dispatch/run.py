@@ -2,7 +2,10 @@
 
 For each claimed message, in order:
 
-1. read the mirror fresh and drop the message if it went stale (cancelled, moved, answered, opted out);
+1. read the mirror fresh and drop the message if it went stale (cancelled, moved, answered, the recall
+   closed or the order picked up); route it by the mirror as it is now (the current address, consent
+   and opt-outs of its channel, else the kind's next channel; the patient's current language), each
+   change a history row, or skip it when no channel is left;
 2. if now is outside the send window for its recipient, move its send time to the next allowed moment;
 3. render it, mark the attempt *in flight* and commit, then call the sender;
 4. record the outcome: sent, failed, the next channel (unreachable), retry later (never left), or
@@ -27,15 +30,14 @@ from vitalsync.core.clock import Clock, SystemClock
 from vitalsync.core.config import Config
 from vitalsync.core.errors import AmbiguousSendError, PermanentSendError, TransientSendError, UnreachableError
 from vitalsync.core.leases import SERVER_NOW
-from vitalsync.core.vocab import Channel, DecisionKind, MessageStatus
+from vitalsync.core.vocab import DecisionKind, MessageStatus
 from vitalsync.dispatch.claim import claim, lease_clock, release
-from vitalsync.dispatch.recheck import Facts, gather, opted_out, stale
+from vitalsync.dispatch.compose import compose
+from vitalsync.dispatch.recheck import Facts, gather, route, stale
 from vitalsync.dispatch.sender import Outgoing, Sender
 from vitalsync.queue.outbox import decide, store, transition
 from vitalsync.queue.tables import Message, MessageEvent
 from vitalsync.rules.kinds import MessageKind
-from vitalsync.rules.recipients import usable
-from vitalsync.rules.render import build_context, render
 from vitalsync.rules.schedule import base_window
 
 log = structlog.get_logger("vitalsync.dispatch")
@@ -98,10 +100,8 @@ class Dispatcher:
             if verdict := stale(db, message, kind, facts, now):
                 self._drop(db, message, *verdict, report)
                 return
-            channel = message.channel
-            if opted_out(db, message.patient_key, message.address, channel) and not self._fall_back(
-                    db, message, kind, facts, "the patient opted out"):
-                self._drop(db, message, MessageStatus.SKIPPED, f"patient opted out of {channel}", report)
+            if nowhere := self._route(db, message, kind, facts):
+                self._drop(db, message, MessageStatus.SKIPPED, nowhere, report)
                 return
             if self._defer(db, message, kind, facts, report):
                 return
@@ -138,7 +138,7 @@ class Dispatcher:
             try:
                 reference = self.senders[message.channel].send(outgoing)
             except UnreachableError as exc:
-                if self._fall_back(db, message, kind, facts, f"unreachable ({exc})"):
+                if self._route(db, message, kind, facts, leaving=f"unreachable ({exc})") is None:
                     continue
                 self._finish(db, message, MessageStatus.FAILED, f"no channel reached the patient ({exc})", report)
             except PermanentSendError as exc:
@@ -172,27 +172,23 @@ class Dispatcher:
         return True
 
     def _outgoing(self, message: Message, kind: MessageKind, facts: Facts) -> Outgoing:
-        location = facts.members[0][1] if facts.members else facts.pickup_location
-        tz = _zone(location.timezone if location else None) or _zone(self.config.schedule.timezone)
-        context = build_context(
-            clinic_name=self.config.clinic.name, clinic_phone=self.config.clinic.phone, patient=facts.patient,
-            language=message.language, tz=tz, appointments=facts.members, recall=facts.recall,
-            pickup=facts.pickup, pickup_location=facts.pickup_location)
-        rendered = render(kind, Channel(message.channel), message.language, context)
+        rendered = compose(self.config, kind, message, facts)
         return Outgoing(message_id=message.id, key=hashlib.sha256(message.key.encode()).hexdigest()[:32],
                         channel=message.channel, to=message.address, body=rendered.body, language=message.language,
                         subject=rendered.subject, html=rendered.html, asks_reply=message.asks_reply)
 
-    def _fall_back(self, db, message: Message, kind: MessageKind, facts: Facts, why: str) -> bool:
-        channels = [Channel(c).value for c in kind.channels]
-        for channel in channels[channels.index(message.channel) + 1:]:
-            address, _ = usable(Channel(channel), facts.patient, lambda *key: opted_out(db, *key))
-            if address and channel in self.senders:
-                detail = f"{message.channel}: {why}; falling back to {channel}"
-                db.add(_event(message, self.clock.now(), detail))
-                message.channel, message.address, message.in_flight = channel, address, False
-                return True
-        return False
+    def _route(self, db, message: Message, kind: MessageKind, facts: Facts, leaving: str | None = None) -> str | None:
+        """Point the message at where the mirror says it goes now (:func:`~vitalsync.dispatch.recheck.route`),
+        each change a history row; else why no channel can carry it."""
+        where = route(db, message, kind, facts, self.senders, leaving=leaving)
+        if isinstance(where, str):
+            return where
+        now = self.clock.now()
+        for note in where.notes:
+            db.add(_event(message, now, note))
+        message.channel, message.address, message.language = where.channel, where.address, where.language
+        message.in_flight = False
+        return None
 
     def _retry(self, db, message: Message, why: str, report: DispatchReport, wait: float | None = None) -> None:
         if message.attempts >= MAX_ATTEMPTS:

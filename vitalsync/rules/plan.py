@@ -5,6 +5,10 @@ it *wants* right now, each with an idempotency key. Wanted keys that do not exis
 pending messages whose key is no longer wanted are cancelled with the reason. So planning twice
 changes nothing, a moved appointment's old reminders are cancelled and new ones planned, and a
 confirmed appointment's remaining reminders stop.
+
+A message that failed for good on its channel is followed by one on the kind's next channel
+(:mod:`vitalsync.status.fallback`), keyed ``<its key>|then:<channel>``: planning wants it exactly
+while it wants the message it follows (:func:`root_key`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,14 @@ from vitalsync.rules.kinds import MessageKind
 from vitalsync.rules.recipients import Recipient, choose
 from vitalsync.rules.snapshot import Snapshot, Target
 from vitalsync.rules.timing import send_time
+
+
+THEN = "|then:"  #: joins a message's key and the channel of the message that follows it after a failure
+
+
+def root_key(key: str) -> str:
+    """The key planning gave the first message of a chain of fallbacks (``key`` itself for a planned one)."""
+    return key.split(THEN, 1)[0]
 
 
 @dataclass(frozen=True)
@@ -94,7 +106,7 @@ def plan(kinds: list[MessageKind], snap: Snapshot) -> Plan:
                 if one.key not in snap.existing_keys:
                     _queue(one, snap, result)
     for pending in snap.pending:
-        if pending.key not in wanted and pending.evaluated:
+        if root_key(pending.key) not in wanted and pending.evaluated:
             decision, reason = snap.why_unwanted(pending)
             result.cancels.append(Cancel(pending.id, reason, decision))
     result.notes = [note for note in _unique(result.notes) if note.key not in snap.decided]
