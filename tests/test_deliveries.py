@@ -125,10 +125,10 @@ def test_a_group_that_fails_is_written_again_one_by_one(runtime, monkeypatch):
     ids = [add_message(runtime, f"SM{i}") for i in range(5)]
     real = deliveries.record_deliveries
 
-    def refuse_sm3(db, group, at):
+    def refuse_sm3(db, group, at, *kinds):
         if any(d.reference == "SM3" for d in group):
             raise RuntimeError("the database refused")
-        return real(db, group, at)
+        return real(db, group, at, *kinds)
 
     monkeypatch.setattr(deliveries, "record_deliveries", refuse_sm3)
     writer = DeliveryWriter(runtime.engine, runtime.clock)

@@ -120,7 +120,7 @@ class Runtime:
             for event in self.sender.poll(self.clock.now()):
                 if isinstance(event, Delivery):
                     deliveries += record_delivery(db, event.reference, event.delivered, event.at,
-                                                  source="provider", detail=event.detail)
+                                                  source="provider", detail=event.detail, kinds=self.kinds)
                 else:
                     reply = record_reply(db, self.config, event.channel, event.address, event.body, event.at)
                     if reply.answer:

@@ -7,7 +7,7 @@ changes nothing, a moved appointment's old reminders are cancelled and new ones 
 confirmed appointment's remaining reminders stop.
 
 A message that failed for good on its channel is followed by one on the kind's next channel
-(:mod:`vitalsync.status.fallback`), keyed ``<its key>|then:<channel>``: planning wants it exactly
+(:mod:`vitalsync.status.fallback`), keyed ``<its key>|after:<its channel>``: planning wants it exactly
 while it wants the message it follows (:func:`root_key`).
 """
 
@@ -24,12 +24,12 @@ from vitalsync.rules.snapshot import Snapshot, Target
 from vitalsync.rules.timing import send_time
 
 
-THEN = "|then:"  #: joins a message's key and the channel of the message that follows it after a failure
+AFTER = "|after:"  #: a fallback message's key: the failed message's key, this, and the channel that failed
 
 
 def root_key(key: str) -> str:
     """The key planning gave the first message of a chain of fallbacks (``key`` itself for a planned one)."""
-    return key.split(THEN, 1)[0]
+    return key.split(AFTER, 1)[0]
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,8 @@ from vitalsync.core.db import UTCDateTime, session
 from vitalsync.core.vocab import MessageStatus
 from vitalsync.queue.outbox import moves
 from vitalsync.queue.tables import Message, MessageEvent
+from vitalsync.rules.kinds import MessageKind
+from vitalsync.status.fallback import after_failures
 
 log = structlog.get_logger("vitalsync.status")
 MAX_GROUP = 500  #: deliveries per transaction
@@ -42,12 +44,14 @@ class Delivery:
     detail: str = ""
 
 
-def record_deliveries(db: Session, deliveries: Sequence[Delivery], at: datetime) -> list[bool]:
+def record_deliveries(db: Session, deliveries: Sequence[Delivery], at: datetime,
+                      kinds: dict[str, MessageKind] | None = None) -> list[bool]:
     """Apply delivery reports in order, as :func:`~vitalsync.queue.outbox.transition` would one by one.
 
     Written with plain bulk statements, cheaper at hundreds of callbacks a second than an ORM object
     per message (bench/dispatch); so a session passed in must not hold these messages loaded. Each
-    result says whether that report's message is known.
+    result says whether that report's message is known. With ``kinds``, a permanent failure is
+    followed on the kind's next channel (:mod:`vitalsync.status.fallback`).
     """
     connection = db.connection()
     postgres = connection.dialect.name == "postgresql"
@@ -67,6 +71,7 @@ def record_deliveries(db: Session, deliveries: Sequence[Delivery], at: datetime)
         events.append((entry[0], status.value, delivery.detail))
     if final:  # one row per message, its last state: the history rows keep every step, in order
         (_write_postgres if postgres else _write)(connection, list(final.values()), events, at)
+        after_failures(db, kinds, [(i, detail) for i, status, detail in events if status == MessageStatus.NOT_RECEIVED], at)
     return known
 
 
@@ -126,8 +131,10 @@ class DeliveryWriter:
 
     IDLE_SECONDS = 5.0  #: a writer with nothing to do for this long ends
 
-    def __init__(self, engine: Engine, clock: Clock, lock: threading.Lock | None = None, writers: int = 1) -> None:
+    def __init__(self, engine: Engine, clock: Clock, lock: threading.Lock | None = None, writers: int = 1,
+                 kinds: dict[str, MessageKind] | None = None) -> None:
         self.engine, self.clock, self.lock = engine, clock, lock  #: lock: SQLite's one writer at a time
+        self.kinds = kinds  #: for falling back after a permanent failure
         self.writers = writers  #: threads writing groups at once: while one waits for its commit, the next group goes
         self._waiting: deque[tuple[Delivery, asyncio.AbstractEventLoop, asyncio.Future]] = deque()
         self._ready = threading.Condition()
@@ -162,7 +169,7 @@ class DeliveryWriter:
     def _write(self, group: list[tuple[Delivery, asyncio.AbstractEventLoop, asyncio.Future]]) -> None:
         try:
             with self.lock or nullcontext(), session(self.engine) as db:
-                known = record_deliveries(db, [delivery for delivery, _, _ in group], self.clock.now())
+                known = record_deliveries(db, [delivery for delivery, _, _ in group], self.clock.now(), self.kinds)
                 db.commit()
         except Exception as exc:  # noqa: BLE001 - handed to the request(s) it belongs to
             if len(group) == 1:

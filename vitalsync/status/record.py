@@ -12,6 +12,8 @@ from vitalsync.core.vocab import AppointmentStatus, Channel, MessageStatus, Repl
 from vitalsync.mirror.tables import Appointment, OptOut
 from vitalsync.queue.outbox import transition
 from vitalsync.queue.tables import Message, MessageEvent, MessageTarget
+from vitalsync.rules.kinds import MessageKind
+from vitalsync.status.fallback import after_failures
 from vitalsync.status.replies import ParsedReply, parse_reply
 from vitalsync.status.tables import Reply
 
@@ -20,14 +22,20 @@ REPLY_WINDOW = timedelta(days=7)  #: a reply counts for a message sent at most t
 AWAITING = (MessageStatus.SENT, MessageStatus.RECEIVED, MessageStatus.NOT_RECEIVED)
 
 
-def record_delivery(db: Session, reference: str, delivered: bool, at: datetime, *, source: str, detail: str = "") -> bool:
-    """Apply a delivery report; False when the message is unknown or the report is stale."""
+def record_delivery(db: Session, reference: str, delivered: bool, at: datetime, *, source: str, detail: str = "",
+                    kinds: dict[str, MessageKind] | None = None) -> bool:
+    """Apply a delivery report; False when the message is unknown or the report is stale.
+
+    With ``kinds``, a permanent failure is followed on the kind's next channel (:mod:`vitalsync.status.fallback`)."""
     message = db.exec(select(Message).where(Message.provider_ref == reference)).first()
     if message is None:
         log.warning("delivery_for_unknown_message", source=source)
         return False
     status = MessageStatus.RECEIVED if delivered else MessageStatus.NOT_RECEIVED
-    return transition(db, message, status, at=at, source=source, detail=detail)
+    moved = transition(db, message, status, at=at, source=source, detail=detail)
+    if moved and not delivered:
+        after_failures(db, kinds, [(message.id, detail)], at)
+    return moved
 
 
 def awaiting_reply(db: Session, channel: str, address: str, at: datetime) -> Message | None:

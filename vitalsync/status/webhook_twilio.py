@@ -58,6 +58,7 @@ class Hooks:
     twilio_auth_token: str | None
     db_work: object = field(default=None)  #: run(fn) → fn(db) in a thread, own session, committed
     deliveries: object = field(default=None)  #: a DeliveryWriter: delivery reports, committed in groups
+    kinds: dict = field(default_factory=dict)  #: message kinds by name: the text a call repeats
 
     def __post_init__(self) -> None:
         self.public_url = self.public_url.rstrip("/")

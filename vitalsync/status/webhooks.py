@@ -35,6 +35,7 @@ from vitalsync.core.clock import Clock
 from vitalsync.core.config import Config
 from vitalsync.core.db import is_sqlite, session
 from vitalsync.core.vocab import MessageStatus
+from vitalsync.rules.kinds import MessageKind, load_kinds
 from vitalsync.status import webhook_twilio as tw
 from vitalsync.status.deliveries import DeliveryWriter
 from vitalsync.status.record import record_delivery
@@ -70,8 +71,15 @@ class SeenEvents:
 
 def webhook_app(engine: Engine, config: Config, clock: Clock, *, twilio_auth_token: str | None,
                 sendgrid_public_key: str | None, public_url: str,
-                sendgrid_tolerance: timedelta = timedelta(minutes=5)) -> Starlette:
-    """The receiver. A provider whose secret is None (not configured) gets 403 on each of its routes."""
+                sendgrid_tolerance: timedelta = timedelta(minutes=5),
+                kinds: dict[str, MessageKind] | None = None) -> Starlette:
+    """The receiver. A provider whose secret is None (not configured) gets 403 on each of its routes.
+
+    ``kinds`` (by default the config's) give the fallback order after a permanent failure and the
+    text a call repeats."""
+    if kinds is None:
+        kinds = load_kinds(config.message_kinds.enabled,
+                           config.message_kinds.directory and config.relative(config.message_kinds.directory))
     sqlite_lock = threading.Lock() if is_sqlite(engine) else None  # SQLite: one writer; PostgreSQL: row locks
 
     def in_thread(work):
@@ -88,8 +96,9 @@ def webhook_app(engine: Engine, config: Config, clock: Clock, *, twilio_auth_tok
     async def db_work(work):
         return await run_in_threadpool(in_thread, work)
 
-    hooks = tw.Hooks(engine, config, clock, public_url, twilio_auth_token, db_work,
-                     deliveries=DeliveryWriter(engine, clock, sqlite_lock, writers=1 if sqlite_lock else WRITERS))
+    hooks = tw.Hooks(engine, config, clock, public_url, twilio_auth_token, db_work, kinds=kinds,
+                     deliveries=DeliveryWriter(engine, clock, sqlite_lock, writers=1 if sqlite_lock else WRITERS,
+                                               kinds=kinds))
     seen = SeenEvents()
 
     async def sendgrid_events(request: Request) -> Response:
@@ -108,7 +117,7 @@ def webhook_app(engine: Engine, config: Config, clock: Clock, *, twilio_auth_tok
         events = [e for e in parse_events(payload) if e.status is not None and e.event_id not in seen]
 
         def work(db):
-            return sum(record_delivery(db, e.reference, e.status is MessageStatus.RECEIVED, e.at,
+            return sum(record_delivery(db, e.reference, e.status is MessageStatus.RECEIVED, e.at, kinds=kinds,
                                        source="provider", detail="" if e.status is MessageStatus.RECEIVED else e.detail)
                        for e in events)
 
