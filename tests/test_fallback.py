@@ -21,12 +21,14 @@ from vitalsync.dispatch.fake_sendgrid import FakeSendGrid
 from vitalsync.dispatch.fake_twilio import FakeTwilio
 from vitalsync.dispatch.sendgrid_email import SendGridEmail
 from vitalsync.dispatch.twilio_sms import TwilioSms
+from vitalsync.dispatch.twilio_voice import TwilioVoice
 from vitalsync.queue.tables import Decision, Message, MessageEvent
 from vitalsync.status.fallback import permanent
 from vitalsync.status.record import record_delivery
 from vitalsync.status.webhooks import serve, webhook_app
 
 EMAIL, MOBILE = "ann1@example.com", "+12125550001"
+GATHER = "/webhooks/twilio/voice/gather"
 
 
 @pytest.fixture(autouse=True)
@@ -49,9 +51,11 @@ def providers(runtime, clock):
             "email": SendGridEmail(sendgrid.api_key, "clinic@example.org", base_url=sendgrid.url, timeout=5, clock=clock),
             "sms": TwilioSms(twilio.account_sid, twilio.auth_token, from_number="+15005550006", base_url=twilio.base_url,
                              timeout=5, status_callback=base + "/webhooks/twilio/sms/status"),
+            "voice": TwilioVoice(twilio.account_sid, twilio.auth_token, from_number="+15005550006",
+                                 base_url=twilio.base_url, timeout=5, gather_url=base + GATHER),
         }
         try:
-            yield twilio, sendgrid
+            yield twilio, sendgrid, base
         finally:
             twilio.callbacks.close()
             served.stop()
@@ -69,7 +73,7 @@ def history(runtime, message_id: int) -> list[tuple[str, str, str]]:
 
 
 def test_an_email_that_bounces_is_followed_by_a_text_once(runtime, connector, clock, providers):
-    twilio, sendgrid = providers
+    twilio, sendgrid, _ = providers
     sendgrid.bounce.add(EMAIL)
     open_practice(connector, patient("1", "Ann"))
     book(connector, "A1", "1", ny(9, 10))  # pre_appointment (email, then sms) goes 7 days before
@@ -110,7 +114,7 @@ def test_an_email_that_bounces_is_followed_by_a_text_once(runtime, connector, cl
 
 
 def test_a_text_to_a_landline_is_followed_by_an_email(runtime, connector, clock, providers, monkeypatch):
-    twilio, sendgrid = providers
+    twilio, sendgrid, _ = providers
     twilio.landlines.add(MOBILE)  # Twilio takes it, then reports undelivered 30006
     open_practice(connector, patient("1", "Ann"))
     book(connector, "A1", "1", ny(4, 10))

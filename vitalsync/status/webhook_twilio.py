@@ -21,6 +21,8 @@ from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
 from vitalsync.core.vocab import ReplyIntent
+from vitalsync.dispatch.compose import compose
+from vitalsync.dispatch.recheck import gather as gather_facts
 from vitalsync.dispatch.twilio_voice import VOICES
 from vitalsync.queue.tables import Message
 from vitalsync.status.deliveries import Delivery
@@ -162,13 +164,13 @@ async def voice_gather(hooks: Hooks, request: Request) -> Response:
     def work(db: Session):
         message = _locked(db, select(Message).where(Message.provider_ref == sid))
         if message is None:
-            return None, "en"
+            return None, "en", None
         if digits in ("1", "2"):
             reply = record_reply(db, hooks.config, "voice", message.address, digits, hooks.clock.now())
-            return reply.intent, message.language
-        return ReplyIntent.UNKNOWN, message.language
+            return reply.intent, message.language, None
+        return ReplyIntent.UNKNOWN, message.language, _said_again(db, hooks, message) if digits == "3" else None
 
-    intent, language = await hooks.db_work(work)
+    intent, language, again = await hooks.db_work(work)
     log.info("voice_keypress", source="twilio_voice", intent=str(intent) if intent else "none",
              matched=intent is not None)
     base = language.split("-")[0].lower()
@@ -180,11 +182,23 @@ async def voice_gather(hooks: Hooks, request: Request) -> Response:
     elif digits in ("1", "2"):
         response.say(said[0] if digits == "1" else said[1], language=tag, voice=voice)
         response.hangup()
-    else:  # 3 (repeat) or a wrong key: the message text is not kept, so ask again
+    else:  # 3: the message again, then the prompt (a key may cut in); a wrong key: the prompt again
         gather = response.gather(num_digits=1, action=hooks.public_url + GATHER_PATH, method="POST", timeout=6)
+        if again:
+            gather.say(again, language=tag, voice=voice)
         gather.say(prompt, language=tag, voice=voice)
         response.hangup()
     return twiml(str(response))
+
+
+def _said_again(db: Session, hooks: Hooks, message: Message) -> str | None:
+    """The call's message, rendered again as dispatch rendered it (the text is not stored: it is rebuilt
+    from the mirror, in the language the call was made in); None when its kind or patient is gone."""
+    kind = hooks.kinds.get(message.kind)
+    facts = gather_facts(db, message, kind)
+    if kind is None or facts.patient is None:
+        return None
+    return compose(hooks.config, kind, message, facts).body
 
 
 def _locked(db: Session, query, *, every: bool = False):
