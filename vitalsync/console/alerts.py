@@ -28,7 +28,6 @@ from vitalsync.core.vocab import MessageStatus, ReplyIntent
 from vitalsync.dispatch.sender import Outgoing, Sender
 from vitalsync.mirror.tables import Appointment
 from vitalsync.queue.tables import Message, MessageEvent
-from vitalsync.status.replies import parse_reply
 from vitalsync.status.tables import Reply
 
 log = structlog.get_logger("vitalsync.alerts")
@@ -61,27 +60,28 @@ def recent_events(db, since: datetime) -> list[Event]:
     """Since ``since``: declines and unreachable messages from the history, and the replies a person must
     read. A reply that changed an answer is one "changed" event (not also the decline it recorded); a
     family member's decline that left the message undecided is a "declined" event of its reply."""
-    history = {(m.id, e.at): Event(f"event:{e.id}", "declined" if e.status == MessageStatus.DECLINED else "unreachable",
-                                   m.kind, m.id, m.patient_key, e.at)
+    history = [Event(f"event:{e.id}", "declined" if e.status == MessageStatus.DECLINED else "unreachable", m.kind, m.id,
+                     m.patient_key, e.at)
                for e, m in db.exec(select(MessageEvent, Message).join(Message, Message.id == MessageEvent.message_id)
                                    .where(MessageEvent.at >= since, col(MessageEvent.status).in_(
-                                       [MessageStatus.DECLINED, MessageStatus.NOT_RECEIVED, MessageStatus.FAILED])))}
-    events = []
+                                       [MessageStatus.DECLINED, MessageStatus.NOT_RECEIVED, MessageStatus.FAILED])))]
+    declines = {(e.message_id, e.at) for e in history if e.event == "declined"}  # each recorded with its reply's time
+    events, covered = [], set()
     for reply, kind in db.exec(select(Reply, Message.kind).join(Message, Message.id == Reply.message_id, isouter=True)
                                .where(Reply.at >= since, Reply.needs_staff)):
         answered = reply.intent in (ReplyIntent.CONFIRM, ReplyIntent.DECLINE) and reply.message_id is not None
         if reply.intent in (ReplyIntent.UNKNOWN, ReplyIntent.RESCHEDULE):
             event = "unrecognised"
         elif answered and reply.changed:
-            history.pop((reply.message_id, reply.at), None)
+            covered.add((reply.message_id, reply.at))
             event = "changed"
-        elif answered and (reply.message_id, reply.at) not in history:
-            parsed = parse_reply(reply.body)  # a member's decline, or a member the message did not list
-            event = "declined" if parsed.intent is ReplyIntent.DECLINE or parsed.declined else "unrecognised"
+        elif answered and (reply.message_id, reply.at) not in declines:
+            event = "declined"  # a family member's: only a decline of someone needs a person
         else:
             continue
         events.append(Event(f"reply:{reply.id}", event, kind, reply.message_id, reply.patient_key, reply.at))
-    return sorted([*history.values(), *events], key=lambda e: e.at)
+    events += [e for e in history if e.event != "declined" or (e.message_id, e.at) not in covered]
+    return sorted(events, key=lambda e: e.at)
 
 
 def alerts_once(engine: Engine, sender: Sender, config: Config, now: datetime) -> AlertReport:

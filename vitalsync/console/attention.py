@@ -64,9 +64,7 @@ def label(reply: Reply) -> str:
         return "changed answer"
     if reply.changed:
         return f"changed answer: now {'confirmed' if parsed.intent is ReplyIntent.CONFIRM else 'declined'}"
-    if parsed.intent is ReplyIntent.DECLINE or parsed.declined:
-        return "declined"
-    return "answer for a member the message did not list"
+    return "declined"  # of everyone, or of a member ("C1 N2"): only a decline needs a person
 
 
 def mark_handled(engine: Engine, item: str, user: StaffUser, now: datetime) -> bool:

@@ -54,6 +54,8 @@ def record_reply(db: Session, config: Config, channel: str, address: str, body: 
         answers = _answers(db, message, parsed) if message is not None else None
         if answers is None:  # no message to answer, or a member it did not list: a person sorts it out
             reply.needs_staff = True
+            if message is not None:
+                intent = reply.intent = ReplyIntent.UNKNOWN
         else:
             recorded = record_answer(db, message, answers, at, source=source, by_member=parsed.numbered)
             reply.changed = bool(recorded.changed)
