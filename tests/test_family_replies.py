@@ -12,8 +12,12 @@ import socket
 import pytest
 from sqlmodel import select
 
+from vitalsync.console.accounts import add_user
+from vitalsync.console.alerts import alerts_once
 from vitalsync.console.queries import Filter, message_log
+from vitalsync.console.tables import AlertChoice, StaffUser
 from vitalsync.core.db import session
+from vitalsync.dispatch.fake import FakeSender
 from vitalsync.dispatch.fake_twilio import FakeTwilio
 from vitalsync.queue.tables import Message, MessageEvent, MessageTarget
 from vitalsync.status.tables import Reply
@@ -113,7 +117,7 @@ def test_numbers_the_message_did_not_list_or_contradictions_go_to_staff_and_chan
     message = family_message(runtime)
     patient(text)
     assert state(runtime, message) == ("sent", {"a1": None, "a2": None, "a3": None})
-    assert last_reply(runtime).needs_staff
+    assert last_reply(runtime).needs_staff and last_reply(runtime).intent == "unknown"  # read by a person as written
     with session(runtime.engine) as db:
         assert not db.exec(select(MessageEvent).where(MessageEvent.message_id == message)).all()
 
@@ -125,3 +129,45 @@ def test_a_changed_answer_is_recorded_and_goes_to_staff(runtime, patient):
     patient("N1")
     assert state(runtime, message) == ("sent", {"a1": "declined", "a2": None})
     assert last_reply(runtime).needs_staff
+    changed = last_reply(runtime)
+    assert changed.changed
+    [row] = message_log(runtime.engine, Filter())
+    assert row["history"][-1]["detail"] == "patient replied for member 1 (patient p1) declined; member 1 changed from confirmed"
+
+
+def test_a_whole_family_changing_its_mind_ends_declined_and_goes_to_staff(runtime, patient):
+    message = family_message(runtime, members=2)
+    patient("Yes we'll be there")
+    assert state(runtime, message) == ("confirmed", {"a1": "confirmed", "a2": "confirmed"})
+    assert not last_reply(runtime).needs_staff
+    patient("No, we can't make it")
+    assert state(runtime, message) == ("declined", {"a1": "declined", "a2": "declined"})
+    assert last_reply(runtime).needs_staff and last_reply(runtime).changed
+    [row] = message_log(runtime.engine, Filter())
+    assert [h["status"] for h in row["history"]][-2:] == ["confirmed", "declined"]
+
+
+def staff_alerts(runtime) -> list[str]:
+    """The alerts a front desk user who chose declines of any kind gets now."""
+    with session(runtime.engine) as db:
+        user = db.exec(select(StaffUser).where(StaffUser.name == "fran")).first()
+    if user is None:
+        user = add_user(runtime.engine, "fran", "front_desk", "correct horse battery", runtime.clock.now(),
+                        email="fran@clinic.example")
+        with session(runtime.engine) as db:
+            db.add(AlertChoice(user_id=user.id, event="declined", kind="*"))
+            db.commit()
+    sender = FakeSender(clock=runtime.clock, simulate=False)
+    alerts_once(runtime.engine, sender, runtime.config, runtime.clock.now())
+    return [m.subject for m in sender.sent]
+
+
+def test_a_members_decline_alerts_staff_even_while_the_message_waits_for_the_others(runtime, patient):
+    message = family_message(runtime)
+    patient("C1 N2")
+    assert state(runtime, message)[0] == "sent"
+    assert staff_alerts(runtime) == ["vitalsync: a patient declined (appointment reminder)"]
+    patient("C3")
+    assert staff_alerts(runtime) == []  # member 3 confirmed; member 2's decline was mailed once
+    patient("C2")
+    assert staff_alerts(runtime) == ["vitalsync: a patient changed their answer (appointment reminder)"]

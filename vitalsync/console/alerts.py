@@ -33,7 +33,10 @@ from vitalsync.status.tables import Reply
 log = structlog.get_logger("vitalsync.alerts")
 WINDOW = timedelta(days=1)
 TEXT = {"declined": "a patient declined", "unreachable": "a patient could not be reached",
-        "unrecognised": "a reply needs a person"}
+        "unrecognised": "a reply needs a person", "changed": "a patient changed their answer"}
+#: events a user gets through another's choice: who wants to hear of declines wants to hear of a changed
+#: mind either way (a slot given away after a decline, or freed after a confirm)
+CHOSEN_AS = {"changed": "declined"}
 
 
 @dataclass
@@ -46,7 +49,7 @@ class AlertReport:
 @dataclass(frozen=True)
 class Event:
     item: str  #: "event:ID" or "reply:ID"
-    event: str  #: declined, unreachable, unrecognised
+    event: str  #: declined, unreachable, unrecognised, changed
     kind: str | None
     message_id: int | None
     patient: str | None
@@ -54,15 +57,30 @@ class Event:
 
 
 def recent_events(db, since: datetime) -> list[Event]:
-    events = [Event(f"event:{e.id}", "declined" if e.status == MessageStatus.DECLINED else "unreachable", m.kind, m.id,
-                    m.patient_key, e.at)
-              for e, m in db.exec(select(MessageEvent, Message).join(Message, Message.id == MessageEvent.message_id)
-                                  .where(MessageEvent.at >= since, col(MessageEvent.status).in_(
-                                      [MessageStatus.DECLINED, MessageStatus.NOT_RECEIVED, MessageStatus.FAILED])))]
+    """Since ``since``: declines and unreachable messages from the history, and the replies a person must
+    read. A reply that changed an answer is one "changed" event (not also the decline it recorded); a
+    family member's decline that left the message undecided is a "declined" event of its reply."""
+    history = [Event(f"event:{e.id}", "declined" if e.status == MessageStatus.DECLINED else "unreachable", m.kind, m.id,
+                     m.patient_key, e.at)
+               for e, m in db.exec(select(MessageEvent, Message).join(Message, Message.id == MessageEvent.message_id)
+                                   .where(MessageEvent.at >= since, col(MessageEvent.status).in_(
+                                       [MessageStatus.DECLINED, MessageStatus.NOT_RECEIVED, MessageStatus.FAILED])))]
+    declines = {(e.message_id, e.at) for e in history if e.event == "declined"}  # each recorded with its reply's time
+    events, covered = [], set()
     for reply, kind in db.exec(select(Reply, Message.kind).join(Message, Message.id == Reply.message_id, isouter=True)
-                               .where(Reply.at >= since, Reply.needs_staff,
-                                      col(Reply.intent).in_([ReplyIntent.UNKNOWN, ReplyIntent.RESCHEDULE]))):
-        events.append(Event(f"reply:{reply.id}", "unrecognised", kind, reply.message_id, reply.patient_key, reply.at))
+                               .where(Reply.at >= since, Reply.needs_staff)):
+        answered = reply.intent in (ReplyIntent.CONFIRM, ReplyIntent.DECLINE) and reply.message_id is not None
+        if reply.intent in (ReplyIntent.UNKNOWN, ReplyIntent.RESCHEDULE):
+            event = "unrecognised"
+        elif answered and reply.changed:
+            covered.add((reply.message_id, reply.at))
+            event = "changed"
+        elif answered and (reply.message_id, reply.at) not in declines:
+            event = "declined"  # a family member's: only a decline of someone needs a person
+        else:
+            continue
+        events.append(Event(f"reply:{reply.id}", event, kind, reply.message_id, reply.patient_key, reply.at))
+    events += [e for e in history if e.event != "declined" or (e.message_id, e.at) not in covered]
     return sorted(events, key=lambda e: e.at)
 
 
@@ -89,7 +107,8 @@ def alerts_once(engine: Engine, sender: Sender, config: Config, now: datetime) -
 
 
 def _chosen(choices: set[tuple[str, str]], event: Event) -> bool:
-    return (event.event, ANY_KIND) in choices or (event.event, event.kind) in choices
+    chosen_as = CHOSEN_AS.get(event.event, event.event)
+    return (chosen_as, ANY_KIND) in choices or (chosen_as, event.kind) in choices
 
 
 def _visible(engine: Engine, user: StaffUser, message_ids: set[int]) -> set[int]:

@@ -1,5 +1,5 @@
 """Needs attention: replies a person must read (unrecognised, reschedule requests, declines,
-opt-outs with an upcoming appointment) and patients who could not be reached for an upcoming
+changed answers, opt-outs with an upcoming appointment) and patients who could not be reached for an upcoming
 appointment. Each item can be marked handled; the mark keeps who and when."""
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from vitalsync.core.db import session
 from vitalsync.core.vocab import AppointmentStatus, MessageStatus, ReplyIntent
 from vitalsync.mirror.tables import Appointment
 from vitalsync.queue.tables import Message, MessageTarget
+from vitalsync.status.replies import parse_reply
 from vitalsync.status.tables import Reply
 
 LABELS = {ReplyIntent.UNKNOWN: "unrecognised reply", ReplyIntent.RESCHEDULE: "reschedule request",
-          ReplyIntent.OPT_OUT: "opt-out, appointment upcoming", ReplyIntent.DECLINE: "declined",
-          ReplyIntent.CONFIRM: "answer without a message"}
+          ReplyIntent.OPT_OUT: "opt-out, appointment upcoming"}
 LIMIT = 500  #: the newest items; a longer list is not read by anyone
 
 
@@ -38,7 +38,7 @@ def attention(engine: Engine, now: datetime, scope: Scope, *, handled: bool = Fa
     if scope.restricted:
         unreached = unreached.where(col(Message.id).in_(in_scope))
     with session(engine) as db:
-        items = [{"item": f"reply:{r.id}", "at": r.at, "what": LABELS.get(r.intent, r.intent), "patient": r.patient_key,
+        items = [{"item": f"reply:{r.id}", "at": r.at, "what": label(r), "patient": r.patient_key,
                   "channel": r.channel, "text": r.body, "message": r.message_id} for r in db.exec(replies)]
         items += [{"item": f"message:{m.id}", "at": m.status_at, "what": "could not be reached", "patient": m.patient_key,
                    "channel": m.channel, "text": f"{m.kind}: {m.status} {m.reason}".strip(), "message": m.id}
@@ -51,6 +51,20 @@ def attention(engine: Engine, now: datetime, scope: Scope, *, handled: bool = Fa
         item["handled_by"], item["handled_at"] = (mark[1], mark[0].at) if mark else (None, None)
     items = [i for i in items if bool(i["handled_by"]) == handled]
     return sorted(items, key=lambda i: i["at"], reverse=True)
+
+
+def label(reply: Reply) -> str:
+    """What a reply on the list is, in the front desk's words."""
+    if reply.intent not in (ReplyIntent.CONFIRM, ReplyIntent.DECLINE):
+        return LABELS.get(reply.intent, reply.intent)
+    if reply.message_id is None:
+        return "answer without a message"
+    parsed = parse_reply(reply.body)
+    if reply.changed and parsed.numbered:  # the text says which members, as the patient wrote it
+        return "changed answer"
+    if reply.changed:
+        return f"changed answer: now {'confirmed' if parsed.intent is ReplyIntent.CONFIRM else 'declined'}"
+    return "declined"  # of everyone, or of a member ("C1 N2"): only a decline needs a person
 
 
 def mark_handled(engine: Engine, item: str, user: StaffUser, now: datetime) -> bool:

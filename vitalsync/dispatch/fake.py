@@ -2,7 +2,8 @@
 
 Every outcome is a pure function of (seed, message key), so a demo run is the same every time:
 most messages are delivered, some are not, a few are refused; delivered ones that ask for a reply
-get confirmations, declines, reschedule requests, free text, HELP and STOP, in the patient's language.
+get confirmations, declines, reschedule requests, free text, HELP and STOP, in the patient's language,
+and a few patients confirm and then change their mind.
 """
 
 from __future__ import annotations
@@ -37,13 +38,16 @@ class Inbound:
 
 
 REPLIES = {  # (share of delivered messages that ask a reply, answers in English, in Spanish)
-    "confirm": (0.55, ["C", "Y", "yes", "1", "\N{THUMBS UP SIGN}", "Confirm"], ["SI", "Sí", "1"]),
-    "decline": (0.12, ["N", "No", "2"], ["NO", "2"]),
+    "confirm": (0.55, ["C", "Y", "yes", "1", "\N{THUMBS UP SIGN}", "Confirm", "Yes I'll be there"],
+                ["SI", "Sí", "1", "Sí, ahí estaré"]),
+    "decline": (0.12, ["N", "No", "2", "No, can't make it"], ["NO", "2", "No, no puedo ir"]),
     "reschedule": (0.05, ["R"], ["R"]),
     "free text": (0.04, ["Can I come later that day?", "running late, sorry"], ["¿Puedo ir más tarde?"]),
     "stop": (0.02, ["STOP"], ["STOP"]),
     "help": (0.01, ["HELP"], ["AYUDA"]),
 }
+#: a confirm, then hours later a decline: the changed mind the front desk must see (Needs attention)
+CHANGED_MIND = (0.04, ("yes see you then", "No, can't make it after all. Sorry!"), ("Sí, nos vemos", "No, no puedo ir"))
 
 
 @dataclass
@@ -113,6 +117,12 @@ class FakeSender:
                 self._events.append(Inbound(outgoing.channel, outgoing.to, body, now + later))
                 return
             floor += share
+        share, english, spanish = CHANGED_MIND
+        if pick < floor + share:
+            confirm, decline = spanish if outgoing.language == "es" else english
+            first = now + timedelta(minutes=5 + int(self._roll(outgoing.key, "delay") * 60))
+            self._events.append(Inbound(outgoing.channel, outgoing.to, confirm, first))
+            self._events.append(Inbound(outgoing.channel, outgoing.to, decline, first + timedelta(hours=2)))
 
     def _roll(self, key: str, purpose: str) -> float:
         digest = hashlib.sha256(f"{self.seed}|{key}|{purpose}".encode()).digest()

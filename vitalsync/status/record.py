@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
@@ -20,6 +21,7 @@ from vitalsync.status.tables import Reply
 log = structlog.get_logger("vitalsync.status")
 REPLY_WINDOW = timedelta(days=7)  #: a reply counts for a message sent at most this long before
 AWAITING = (MessageStatus.SENT, MessageStatus.RECEIVED, MessageStatus.NOT_RECEIVED)
+ANSWERED = (MessageStatus.CONFIRMED, MessageStatus.DECLINED)
 
 
 def record_delivery(db: Session, reference: str, delivered: bool, at: datetime, *, source: str, detail: str = "",
@@ -42,7 +44,7 @@ def awaiting_reply(db: Session, channel: str, address: str, at: datetime) -> Mes
     """The latest message to ``address`` that asked for a reply: the one a reply answers."""
     channels = [channel] if channel != Channel.SMS else [Channel.SMS.value, Channel.VOICE.value]
     query = (select(Message).where(Message.address == address, Message.asks_reply, Message.channel.in_(channels),
-                                   Message.status.in_(AWAITING + (MessageStatus.CONFIRMED, MessageStatus.DECLINED)),
+                                   Message.status.in_(AWAITING + ANSWERED),
                                    Message.sent_at >= at - REPLY_WINDOW)
              .order_by(Message.sent_at.desc()))
     return db.exec(query).first()
@@ -56,18 +58,16 @@ def record_reply(db: Session, config: Config, channel: str, address: str, body: 
     reply = Reply(at=at, channel=channel, address=address, body=body, intent=parsed.intent,
                   message_id=message.id if message else None, patient_key=message.patient_key if message else None)
     intent = parsed.intent
-    if intent in (ReplyIntent.CONFIRM, ReplyIntent.DECLINE) and message is not None and parsed.numbered:
-        reply.needs_staff = not _answer_members(db, message, parsed, at, source)
-    elif intent in (ReplyIntent.CONFIRM, ReplyIntent.DECLINE):
-        if message is None or message.status in (MessageStatus.CONFIRMED, MessageStatus.DECLINED):
-            reply.needs_staff = message is None
+    if intent in (ReplyIntent.CONFIRM, ReplyIntent.DECLINE):
+        answers = _answers(db, message, parsed) if message is not None else None
+        if answers is None:  # no message to answer, or a member it did not list: a person sorts it out
+            reply.needs_staff = True
+            if message is not None:
+                intent = reply.intent = ReplyIntent.UNKNOWN
         else:
-            status = MessageStatus.CONFIRMED if intent is ReplyIntent.CONFIRM else MessageStatus.DECLINED
-            for target in _targets(db, message):
-                target.answer, target.answered_at = status.value, at
-                db.add(target)
-            transition(db, message, status, at=at, source=source, detail=f"patient replied {intent.value}")
-            reply.needs_staff = intent is ReplyIntent.DECLINE
+            recorded = record_answer(db, message, answers, at, source=source, by_member=parsed.numbered)
+            reply.changed = bool(recorded.changed)
+            reply.needs_staff = recorded.needs_staff
     elif intent is ReplyIntent.OPT_OUT:
         for opted in (Channel.SMS, Channel.VOICE):
             db.add(OptOut(channel=opted.value, address=address, source="reply", at=at, patient_key=reply.patient_key))
@@ -86,41 +86,82 @@ def record_reply(db: Session, config: Config, channel: str, address: str, body: 
     return reply
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """What one answer changed: the members it answered for the first time, and those whose earlier
+    answer it changed (a message without targets counts as one member, ``None``)."""
+
+    new: tuple[MessageTarget | None, ...] = ()
+    changed: tuple[MessageTarget | None, ...] = ()
+    declined: bool = False  #: the answer declined for at least one of them
+
+    @property
+    def needs_staff(self) -> bool:
+        """A decline (a slot is free) or a changed mind (staff may have acted on the first answer)."""
+        return bool(self.changed) or self.declined
+
+
+def record_answer(db: Session, message: Message, answers: dict[int, MessageStatus], at: datetime, *,
+                  source: str, by_member: bool = False) -> Recorded:
+    """Record the patient's ``answers`` to ``message``: member number (1 = its first target) -> answer.
+
+    The one place a confirm or decline is recorded, whatever it came by (SMS, email, a keypress).
+    Each member's answer is kept on its target; a repeated answer records nothing. The message's
+    status follows once every member has an answer: ``confirmed`` if anyone is coming, else
+    ``declined``. A changed answer moves the message between those two: both are the patient's
+    answer, of one rank, so the lifecycle still never goes back to an earlier status, and the
+    history keeps every answer in order (a changed mind is a second row, "changed from ...").
+    ``by_member``: the patient answered member by member ("C1 N2"), which the history says.
+    """
+    targets = _targets(db, message)
+    by_member = by_member and bool(targets)
+    whole = MessageStatus(message.status) if message.status in ANSWERED else None
+    new, changed, notes, declined = [], [], [], False
+    for number, answer in sorted(answers.items()):
+        target = targets[number - 1] if targets else None
+        before = (target.answer if target else None) or whole  # targets stored before members' own answers
+        if before == answer:
+            continue
+        (changed if before else new).append(target)
+        declined |= answer == MessageStatus.DECLINED
+        if before:
+            notes.append(f"member {number} changed from {before}" if by_member or len(targets) > 1
+                         else f"changed from {before}")
+        if target is not None:
+            target.answer, target.answered_at = answer.value, at
+            db.add(target)
+    if not new and not changed:
+        return Recorded()
+    if by_member:
+        said = "patient replied for " + "; ".join(
+            f"member {n} (patient {targets[n - 1].patient_key}) {answers[n].value}" for n in sorted(answers))
+    else:
+        said = f"patient replied {'confirm' if MessageStatus.CONFIRMED in answers.values() else 'decline'}"
+    detail = "; ".join([said, *notes])
+    final = [t.answer or whole for t in targets] if targets else list(answers.values())
+    status = None if None in final else (
+        MessageStatus.CONFIRMED if MessageStatus.CONFIRMED in final else MessageStatus.DECLINED)
+    if status is None or not transition(db, message, status, at=at, source=source, detail=detail):
+        db.add(MessageEvent(message_id=message.id, at=at, status=message.status, source=source, detail=detail))
+    return Recorded(tuple(new), tuple(changed), declined)
+
+
+def _answers(db: Session, message: Message, parsed: ParsedReply) -> dict[int, MessageStatus] | None:
+    """Member number -> answer; None when the reply names a member the message did not list.
+
+    Member ``n`` is the n-th appointment the message listed; a whole-message answer ("C", "No,
+    can't make it") answers for every member."""
+    count = max(1, len(_targets(db, message)))
+    if not parsed.numbered:
+        answer = MessageStatus.CONFIRMED if parsed.intent is ReplyIntent.CONFIRM else MessageStatus.DECLINED
+        return dict.fromkeys(range(1, count + 1), answer)
+    answers = {n: MessageStatus.CONFIRMED for n in parsed.choices} | {n: MessageStatus.DECLINED for n in parsed.declined}
+    return answers if max(answers) <= count else None
+
+
 def _targets(db: Session, message: Message) -> list[MessageTarget]:
     return list(db.exec(select(MessageTarget).where(MessageTarget.message_id == message.id)
                         .order_by(MessageTarget.position)))
-
-
-def _answer_members(db: Session, message: Message, parsed: ParsedReply, at: datetime, source: str) -> bool:
-    """Record a numbered answer member by member; False (nothing recorded) when staff must read it.
-
-    Member ``n`` is the n-th appointment the message listed. A number the message did not list, or
-    an answer that changes a member's earlier one, goes to staff: the first records nothing, the
-    second is recorded (the patient's latest word) and flagged. Once every member has answered, the
-    message is ``confirmed`` if anyone is coming, else ``declined``; until then it keeps its status
-    and the history shows who answered what.
-    """
-    targets = _targets(db, message)
-    answers = {n: MessageStatus.CONFIRMED for n in parsed.choices} | {n: MessageStatus.DECLINED for n in parsed.declined}
-    if max(answers) > len(targets):
-        return False
-    changed = False
-    for number, answer in sorted(answers.items()):
-        target = targets[number - 1]
-        changed |= target.answer is not None and target.answer != answer
-        target.answer, target.answered_at = answer.value, at
-        db.add(target)
-    detail = "; ".join(f"member {n} (patient {targets[n - 1].patient_key}) {answers[n].value}" for n in sorted(answers))
-    final = [t.answer for t in targets]
-    if None in final:
-        db.add(MessageEvent(message_id=message.id, at=at, status=message.status, source=source,
-                            detail=f"patient replied for {detail}"))
-    else:
-        status = MessageStatus.CONFIRMED if MessageStatus.CONFIRMED in final else MessageStatus.DECLINED
-        if not transition(db, message, status, at=at, source=source, detail=f"patient replied for {detail}"):
-            db.add(MessageEvent(message_id=message.id, at=at, status=message.status, source=source,
-                                detail=f"patient replied for {detail}"))
-    return not changed and not parsed.declined
 
 
 def _has_upcoming(db: Session, message: Message | None, at: datetime) -> bool:

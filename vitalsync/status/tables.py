@@ -19,6 +19,8 @@ class Reply(SQLModel, table=True):
     message_id: int | None = Field(default=None, foreign_key="message.id", index=True)
     patient_key: str | None = Field(default=None, index=True)
     needs_staff: bool = Field(default=False, index=True)
+    #: the reply changed an earlier answer (confirmed -> declined or back): a changed mind staff must see
+    changed: bool = False
     answer: str = ""  #: the automatic answer sent back, if any
     handled_at: datetime | None = when(nullable=True)
     handled_by: str | None = None
