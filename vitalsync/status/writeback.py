@@ -6,7 +6,8 @@ An answer recorded from a reply (SMS, voice key, ...) adds a row in the same tra
 
 - done: the PMS has it;
 - ``RetryLater`` (the PMS or the network is away): tried again after a backoff that doubles up to an
-  hour, for as long as it takes; the pass stops there, since the rest would fail the same way;
+  hour, for as long as it takes; the pass stops there and the rest wait as long, since they would
+  fail the same way (one probe per backoff, not one per row);
 - ``PersonMustAct`` (a refused key, an unknown appointment): held, shown on the console's Sync page
   and by ``vitalsync check``, until a person releases it (:func:`retry_held`);
 - anything else: failed, shown the same way.
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, func, update
 from sqlmodel import Session, select
 
 from vitalsync.core.db import session
@@ -98,9 +99,18 @@ def write_back_once(engine: Engine, connector: WritesBack, now: datetime, *, lim
             db.add(row)
             db.commit()
             log.info("write_back", outcome=row.status, attempts=row.attempts)
-            if report.retrying:
+            if report.retrying:  # the PMS is away: the rest wait with this one, one probe per backoff
+                _wait_for(engine, [i for i in due if i > row_id], row.next_attempt_at)
                 break
     return report
+
+
+def _wait_for(engine: Engine, ids: list[int], until: datetime) -> None:
+    if ids:
+        with session(engine) as db:
+            db.exec(update(PmsWrite).where(PmsWrite.id.in_(ids), PmsWrite.status == WriteStatus.PENDING)
+                    .values(next_attempt_at=until))
+            db.commit()
 
 
 def backoff(attempts: int) -> timedelta:
