@@ -50,6 +50,7 @@ def api():
 @pytest.fixture
 def config(write_config, database_url, practice, api, tmp_path):
     (tmp_path / "od-api-key").write_text(KEY + "\n")
+    (tmp_path / "od-api-key").chmod(0o600)  # secrets must be private
     return load_config(write_config(
         f'[database]\nurl = "{database_url}"\n[clinic]\nname = "Test Dental"\nphone = "(212) 555-0100"\n'
         f'[connector]\ntype = "opendental"\nurl = "{practice}"\nwrite_back = true\napi_url = "{api.url}"\n'
