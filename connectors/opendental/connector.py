@@ -31,11 +31,14 @@ class OpenDentalConnector:
     name = "opendental"
 
     def __init__(self, url: str, *, password: str = "", timezone: str = "America/New_York", region: str = "US",
-                 overlap_seconds: int = 5, practice_name: str | None = None, api=None) -> None:
+                 overlap_seconds: int = 5, practice_name: str | None = None, api=None,
+                 answers: dict[str, str | int] | None = None) -> None:
         self.target: Target = parse_url(url, password)
         self.timezone, self.region, self.practice_name = timezone, region, practice_name
         self.overlap = timedelta(seconds=overlap_seconds)
         self.api = api  #: a ConfirmApi when write-back is on
+        #: answer -> what it sets in Open Dental: a confirmVal, or an ApptConfirmed DefNum (an int)
+        self.answers = answers or {"confirmed": "Confirmed", "declined": "Not Accepted"}
 
     @classmethod
     def from_config(cls, options, config) -> OpenDentalConnector:
@@ -50,7 +53,8 @@ class OpenDentalConnector:
             api = ConfirmApi(options.api_url, key)
         return cls(options.url, password=password, timezone=options.timezone or config.schedule.timezone,
                    region=options.default_region, overlap_seconds=options.overlap_seconds,
-                   practice_name=config.clinic.name, api=api)
+                   practice_name=config.clinic.name, api=api,
+                   answers={"confirmed": options.write_confirmed, "declined": options.write_declined})
 
     def read(self, since: str | None, now: datetime) -> Batch:
         """Everything when ``since`` is None (or not a cursor of this connector), else the changes."""
@@ -100,6 +104,14 @@ class OpenDentalConnector:
         finally:
             conn.close()
         self.api.confirm(key, value, def_num=def_num)
+
+    def write_answer(self, appointment_key: str, answer: str) -> None:
+        """Write a patient's answer (``confirmed`` / ``declined``) as the mapped confirmation (``WritesBack``)."""
+        value = self.answers[answer]
+        if isinstance(value, int):
+            self.confirm(appointment_key, def_num=value)
+        else:
+            self.confirm(appointment_key, value)
 
     def _practice(self, cursor) -> Practice:
         cursor.execute(q.PREFERENCES)

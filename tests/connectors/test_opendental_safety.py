@@ -4,11 +4,8 @@ HTTP server stands in for api.opendental.com)."""
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
 from datetime import date, datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import MySQLdb
 import pytest
@@ -19,6 +16,7 @@ from vitalsync.sync.registry import connector_class
 from vitalsync_connectors.opendental import OpenDentalConnector, queries
 from vitalsync_connectors.opendental.api import ConfirmApi
 from vitalsync_connectors.opendental.database import connect, parse_url
+from vitalsync_connectors.opendental.testapi import FakeOpenDentalApi
 from vitalsync_connectors.opendental.testdb import create_schema, fill, scratch_database
 
 
@@ -108,41 +106,10 @@ def test_a_missing_table_needs_a_person_and_an_update_in_progress_waits(fresh):
 
 # --- config and write-back ------------------------------------------------------------------
 
-class FakeOpenDentalApi(ThreadingHTTPServer):
-    """Answers each request with the next status of ``statuses`` (200 when none is left)."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, str, str, dict]] = []
-        self.statuses: list[int] = []
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_PUT(self) -> None:  # noqa: N802 - the http.server spelling
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                api.requests.append(("PUT", self.path, self.headers["Authorization"], body))
-                status = api.statuses.pop(0) if api.statuses else 200
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(b'"ok"' if status == 200 else b'"Appointment not found."')
-
-            def log_message(self, *args) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/api/v1"
-
-
 @pytest.fixture
 def api():
-    server = FakeOpenDentalApi()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with FakeOpenDentalApi("dev-key/customer-key") as server:
+        yield server
 
 
 def test_the_connector_is_found_by_its_type_and_built_from_the_config(practice, write_config, tmp_path):

@@ -48,6 +48,7 @@ def check(config: Config) -> int:
         part("templates", lambda: _templates(kinds[1], config, build_context, render), "fix the template named above")
     if engine:
         _last_sync(engine[1])
+        _write_backs(engine[1], config)
         engine[1].dispose()
     return 2 if config_errors else 1 if failures else 0
 
@@ -135,3 +136,19 @@ def _last_sync(engine) -> None:
     print(f"{state}  last sync: {run['mode']} {run['outcome']} at {run['started_at']}: {run['rows_read']} rows read, "
           f"{run['changed']} changed, {run['removed']} removed, {run['rejected']} rejected, {run['seconds']} s"
           + (f"\n      {run['detail']}" if run["detail"] else ""))
+
+
+def _write_backs(engine, config: Config) -> None:
+    """Answers on their way to the PMS: pending (the PMS away) is a note, held or failed a warning."""
+    from vitalsync.core.connector_config import writes_back
+    from vitalsync.status.writeback import write_back_state
+    state = write_back_state(engine, limit=3)
+    counts = state["counts"]
+    if not writes_back(config.connector) and not any(counts[s] for s in ("pending", "held", "failed")):
+        return
+    stuck = counts["held"] + counts["failed"]
+    print(f"{'WARN' if stuck else 'OK  '}  write-back: {counts['done']} written, {counts['pending']} pending, "
+          f"{counts['held']} held, {counts['failed']} failed"
+          + (f"\n      waiting for the PMS: {state['last_retry_error']}" if state["last_retry_error"] else "")
+          + "".join(f"\n      {w['status']}: appointment {w['appointment']} {w['answer']}: {w['error']}" for w in state["stuck"])
+          + ("\n      next: fix the cause, then 'Try them again' on the console's Sync page" if stuck else ""))

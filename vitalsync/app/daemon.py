@@ -45,6 +45,7 @@ def _steps(runtime: Runtime) -> dict:
         "dispatch": lambda: _drain(runtime),
         "reconcile": runtime.reconcile_once,
         "status": runtime.status_once,
+        "write_back": runtime.write_back_once,
     }
 
 
@@ -78,6 +79,8 @@ def run_forever(runtime: Runtime) -> int:
     scheduler.add_job(_guarded("plan", steps["plan"]), IntervalTrigger(minutes=config.plan_minutes), id="plan")
     scheduler.add_job(_guarded("dispatch", steps["dispatch"]), IntervalTrigger(seconds=config.dispatch_seconds), id="dispatch")
     scheduler.add_job(_guarded("status", steps["status"]), IntervalTrigger(seconds=config.dispatch_seconds), id="status")
+    scheduler.add_job(_guarded("write_back", steps["write_back"]), IntervalTrigger(seconds=config.dispatch_seconds),
+                      id="write_back")
     scheduler.add_job(_guarded("reconcile", steps["reconcile"]), IntervalTrigger(minutes=config.plan_minutes), id="reconcile")
     if runtime.config.console.enabled:
         scheduler.add_job(_guarded("alerts", alert_step(runtime)), IntervalTrigger(minutes=config.plan_minutes), id="alerts")

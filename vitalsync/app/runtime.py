@@ -30,7 +30,9 @@ from vitalsync.mirror.refresh import refresh_once
 from vitalsync.queue.planning import plan_once
 from vitalsync.rules.kinds import MessageKind, load_kinds
 from vitalsync.status.record import record_delivery, record_reply
-from vitalsync.sync.connector import Connector
+from vitalsync.status.writeback import WriteBackReport, write_back_once
+from vitalsync.core.connector_config import writes_back
+from vitalsync.sync.connector import Connector, WritesBack
 from vitalsync.sync.guard import RemovalGuard
 from vitalsync.sync.registry import connector_class
 
@@ -112,6 +114,13 @@ class Runtime:
         None when another process is reconciling now."""
         senders = self.senders or {channel: self.sender for channel in self.sender.channels}
         return self.jobs.run("reconcile", lambda: reconcile_once(self.engine, senders, self.kinds, self.config, self.clock))
+
+    def write_back_once(self) -> WriteBackReport | None:
+        """Write patients' answers to the PMS (``[connector] write_back``); None when it is off or
+        another process is writing back now."""
+        if not writes_back(self.config.connector) or not isinstance(self.connector, WritesBack):
+            return None
+        return self.jobs.run("write_back", lambda: write_back_once(self.engine, self.connector, self.clock.now()))
 
     def status_once(self) -> tuple[int, int]:
         """Take in the provider's pending events (the fake's simulated ones); (deliveries, replies)."""

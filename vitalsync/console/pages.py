@@ -22,10 +22,12 @@ from vitalsync.console.tables import ALERT_EVENTS, ANY_KIND, ROLES, AlertChoice,
 from vitalsync.console.timeline import patient_page
 from vitalsync.console.today import day_bounds, today
 from vitalsync.console.web import Page, guarded
+from vitalsync.core.connector_config import writes_back
 from vitalsync.core.db import session
 from vitalsync.core.errors import PersonMustAct
 from vitalsync.core.vocab import Channel, MessageStatus
 from vitalsync.mirror.tables import Patient
+from vitalsync.status.writeback import retry_held, write_back_state
 
 FILTER_KEYS = ("kind", "status", "channel", "since", "until", "patient")
 
@@ -219,7 +221,17 @@ def patient_view(page: Page) -> Response:
 
 @guarded("sync")
 def sync_page(page: Page) -> Response:
-    return page.render("sync.html", runs=queries.sync_runs(page.console.engine, 30))
+    engine = page.console.engine
+    return page.render("sync.html", runs=queries.sync_runs(engine, 30), writes=write_back_state(engine),
+                       write_back=writes_back(page.console.config.connector), released=page.query.get("released", ""))
+
+
+@guarded("sync")
+def sync_write_back_retry(page: Page) -> Response:
+    """Release the held and failed write-backs once a person fixed their cause (the API key, say)."""
+    released = retry_held(page.console.engine, page.now)
+    page.audit("retry_write_backs", detail=f"{released} write-backs")
+    return RedirectResponse(f"/sync?released={released}", status_code=303)
 
 
 @guarded("users")
@@ -302,6 +314,7 @@ ROUTES = [
     Route("/queue/apply", queue_apply, methods=["POST"]),
     Route("/patient/{key:path}", patient_view),
     Route("/sync", sync_page),
+    Route("/sync/write-back/retry", sync_write_back_retry, methods=["POST"]),
     Route("/users", users_page),
     Route("/users/add", users_add, methods=["POST"]),
     Route("/users/disable", users_disable, methods=["POST"]),

@@ -16,6 +16,8 @@ from vitalsync.core import values
 
 from vitalsync.core.vocab import AppointmentStatus
 
+#: what Open Dental's ``PUT /appointments/{AptNum}/Confirm`` takes as ``confirmVal``; an int is a ``defNum``
+OpenDentalConfirm = Union[Literal["None", "Sent", "Confirmed", "Not Accepted", "Failed"], Annotated[int, Field(ge=1)]]
 Entity = Literal["locations", "providers", "patients", "appointments", "recalls", "pickups"]
 
 
@@ -46,7 +48,13 @@ class OpenDentalConnector(_Connector):
     url: str = Field(description="mysql://user@host:3306/opendental (the password comes from a secret).")
     password_file: Path | None = Field(None, description="File with the database password (else $VITALSYNC_OPENDENTAL_PASSWORD or the credential 'opendental_password').")
     overlap_seconds: int = Field(5, ge=0, le=3600, description="Re-read this many seconds before the last high-water mark.")
-    write_back: bool = Field(False, description="Confirm appointments in Open Dental through its REST API.")
+    write_back: bool = Field(False, description=(
+        "Write patients' confirmations and declines to Open Dental through its REST API."))
+    write_confirmed: OpenDentalConfirm = Field("Confirmed", description=(
+        "What a confirmation sets: a confirmVal (None, Sent, Confirmed, Not Accepted, Failed; \"Confirmed\" is the "
+        "definition of Open Dental's preference ApptEConfirmStatusAccepted) or the DefNum of an ApptConfirmed definition."))
+    write_declined: OpenDentalConfirm = Field("Not Accepted", description=(
+        "What a decline sets: a confirmVal (\"Not Accepted\" is ApptEConfirmStatusDeclined's definition) or a DefNum."))
     api_url: str = Field("https://api.opendental.com/api/v1", description="The Open Dental REST API, for write-back.")
     api_key_file: Path | None = Field(None, description="File with the API key 'ODFHIR developer/customer' (else the credential 'opendental_api_key').")
 
@@ -103,3 +111,8 @@ ConnectorConfig = Annotated[
 ]
 TYPES = {"demo": DemoConnector, "opendental": OpenDentalConnector, "odbc": OdbcConnector, "csv": CsvConnector,
          "hl7": Hl7Connector, "fhir": FhirConnector}
+
+
+def writes_back(options: BaseModel) -> bool:
+    """Whether the ``[connector]`` section turns write-back on (only connectors that can have the key)."""
+    return bool(getattr(options, "write_back", False))

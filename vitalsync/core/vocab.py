@@ -68,3 +68,13 @@ class ReplyIntent(StrEnum):
     OPT_IN = "opt_in"
     HELP = "help"
     UNKNOWN = "unknown"  #: a person must read it
+
+
+class WriteStatus(StrEnum):
+    """A write-back's state (``pms_write``): an answer on its way to the PMS."""
+
+    PENDING = "pending"  #: waiting for its turn (or for the PMS to come back)
+    DONE = "done"  #: the PMS has it
+    HELD = "held"  #: the PMS refused it (bad key, unknown appointment): a person must look
+    FAILED = "failed"  #: an unexpected error; a person must look
+    SUPERSEDED = "superseded"  #: a later answer for the appointment replaced it before it was written

@@ -9,6 +9,7 @@ import structlog
 from sqlmodel import Session, delete, select
 
 from vitalsync.core.config import Config
+from vitalsync.core.connector_config import writes_back
 from vitalsync.core.vocab import AppointmentStatus, Channel, MessageStatus, ReplyIntent
 from vitalsync.mirror.tables import Appointment, OptOut
 from vitalsync.queue.outbox import transition
@@ -17,6 +18,7 @@ from vitalsync.rules.kinds import MessageKind
 from vitalsync.status.fallback import after_failures
 from vitalsync.status.replies import ParsedReply, parse_reply
 from vitalsync.status.tables import Reply
+from vitalsync.status.writeback import enqueue_answers
 
 log = structlog.get_logger("vitalsync.status")
 REPLY_WINDOW = timedelta(days=7)  #: a reply counts for a message sent at most this long before
@@ -81,6 +83,8 @@ def record_reply(db: Session, config: Config, channel: str, address: str, body: 
     else:
         reply.needs_staff = True
         reply.answer = config.replies.unknown_answer
+    if message is not None and writes_back(config.connector):  # in this transaction: never lost
+        enqueue_answers(db, message, at)
     db.add(reply)
     log.info("reply_recorded", intent=intent.value, matched=message is not None, needs_staff=reply.needs_staff)
     return reply

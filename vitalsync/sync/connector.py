@@ -1,7 +1,8 @@
 """The connector seam: one small Protocol and the records it yields.
 
 A connector reads a practice-management system and returns a :class:`Batch` of records. It never
-writes patient details back. Its errors say what the caller does next:
+writes patient details back; one that can write a patient's answer (confirmed / declined) to the
+PMS also implements :class:`WritesBack`. Its errors say what the caller does next:
 
 * :class:`~vitalsync.core.errors.RetryLater` — the PMS or the network is away (retried with backoff);
 * :class:`~vitalsync.core.errors.PersonMustAct` — bad credentials, a missing table, a wrong path.
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from itertools import islice
 from operator import attrgetter
-from typing import Callable, Iterable, Iterator, Protocol
+from typing import Callable, Iterable, Iterator, Literal, Protocol, runtime_checkable
 
 from vitalsync.core.vocab import AppointmentStatus, Channel
 
@@ -190,3 +191,20 @@ class PushConnector(Connector, Protocol):
     def start(self, sink: Callable[[Batch], None]) -> PushConnector: ...
 
     def stop(self) -> None: ...
+
+
+#: what a patient answered, as written back: a MessageStatus value
+Answer = Literal["confirmed", "declined"]
+
+
+@runtime_checkable
+class WritesBack(Protocol):
+    """A connector that can write a patient's answer to the PMS (``[connector] write_back``).
+
+    ``write_answer`` sets the appointment's confirmation state; calling it twice with the same answer
+    leaves the PMS as once (a retry after a crash must be harmless). It raises
+    :class:`~vitalsync.core.errors.RetryLater` while the PMS is away and
+    :class:`~vitalsync.core.errors.PersonMustAct` when it refuses (bad key, unknown appointment).
+    """
+
+    def write_answer(self, appointment_key: str, answer: Answer) -> None: ...

@@ -18,6 +18,8 @@ class FakeConnector:
     practice: Batch = field(default_factory=lambda: Batch(complete=True))
     fail_with: Exception | None = None  #: raised by the next reads, e.g. RetryLater("PMS offline")
     reads: int = 0
+    written: list[tuple[str, str]] = field(default_factory=list)  #: (appointment key, answer) written back
+    write_fails_with: list[Exception] = field(default_factory=list)  #: raised by the next writes, in turn
 
     def read(self, since: str | None, now: datetime) -> Batch:
         self.reads += 1
@@ -31,6 +33,12 @@ class FakeConnector:
         if isinstance(self.fail_with, (PersonMustAct, RetryLater)):
             raise self.fail_with
         return f"fake practice: {len(self.practice.appointments)} appointments"
+
+    def write_answer(self, appointment_key: str, answer: str) -> None:
+        """Write-back (``WritesBack``): recorded in ``written`` unless a failure is queued."""
+        if self.write_fails_with:
+            raise self.write_fails_with.pop(0)
+        self.written.append((appointment_key, answer))
 
     def change(self, key: str, **changes) -> AppointmentRecord:
         """Change one appointment as the PMS would (``start=..., end=...`` or ``status=...``)."""
