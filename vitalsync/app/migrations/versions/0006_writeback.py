@@ -1,7 +1,7 @@
 """write-back outbox: patients' answers on their way to the PMS (pms_write)
 
 Revision ID: 0006_writeback
-Revises: 0005
+Revises: 0006_answers
 """
 
 from alembic import op
@@ -11,7 +11,7 @@ import vitalsync.core.db
 
 
 revision = '0006_writeback'
-down_revision = '0005'
+down_revision = '0006_answers'
 branch_labels = None
 depends_on = None
 
