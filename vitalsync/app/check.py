@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from vitalsync.core.config import Config
 from vitalsync.core.errors import ConfigError, VitalsyncError
+from vitalsync.core.times import shown
 from vitalsync.core.vocab import Channel
 from vitalsync.mirror.tables import Appointment, Location, Patient, Pickup, Provider, Recall
 
@@ -47,7 +48,7 @@ def check(config: Config) -> int:
     if kinds:
         part("templates", lambda: _templates(kinds[1], config, build_context, render), "fix the template named above")
     if engine:
-        _last_sync(engine[1])
+        _last_sync(engine[1], ZoneInfo(config.schedule.timezone))
         engine[1].dispose()
     return 2 if config_errors else 1 if failures else 0
 
@@ -124,7 +125,7 @@ def _templates(kinds, config, build_context, render):
     return f"{count} templates render"
 
 
-def _last_sync(engine) -> None:
+def _last_sync(engine, zone: ZoneInfo) -> None:
     from vitalsync.console.queries import sync_runs
     runs = sync_runs(engine, 1)
     if not runs:
@@ -132,6 +133,6 @@ def _last_sync(engine) -> None:
         return
     run = runs[0]
     state = "OK  " if run["outcome"] == "ok" else "WARN"
-    print(f"{state}  last sync: {run['mode']} {run['outcome']} at {run['started_at']}: {run['rows_read']} rows read, "
+    print(f"{state}  last sync: {run['mode']} {run['outcome']} at {shown(run['started_at'], zone)}: {run['rows_read']} rows read, "
           f"{run['changed']} changed, {run['removed']} removed, {run['rejected']} rejected, {run['seconds']} s"
           + (f"\n      {run['detail']}" if run["detail"] else ""))
