@@ -49,7 +49,12 @@ def parser() -> argparse.ArgumentParser:
     sync = command("sync", "Read the PMS into the mirror and print the sync report.")
     sync.add_argument("--full", action="store_true", help="read everything, not only what changed")
     sync.add_argument("--force", action="store_true", help="apply a sync the mass-removal guard held")
-    command("plan", "Plan messages from the mirror (idempotent) and print what changed.")
+    plan = command("plan", "Plan messages from the mirror (idempotent) and print what changed.")
+    plan.add_argument("--dry-run", action="store_true",
+                      help="write nothing: print per kind what planning would queue, cancel or move now")
+    plan.add_argument("--kinds-dir", type=Path,
+                      help="with --dry-run: plan with the kind files in this folder instead of [message_kinds] directory")
+    plan.add_argument("--format", choices=["table", "json"], default="table", help="with --dry-run: the output")
     command("dispatch", "Send the messages that are due now.")
 
     for name, text in (("log", "The message log: every message with its status and history."),

@@ -97,6 +97,13 @@ def sync(runtime, args) -> int:
 
 
 def plan(runtime, args) -> int:
+    if args.dry_run:
+        from vitalsync.app.preview import dry_run
+        return dry_run(runtime, args.kinds_dir, args.format)
+    if args.kinds_dir:
+        print("error: --kinds-dir only previews (with --dry-run); to use the kinds, set [message_kinds] directory",
+              file=sys.stderr)
+        return 2
     report = runtime.plan_once()
     if report is None:
         print("another vitalsync process is planning now; not planned (try again when it is done)")
