@@ -85,7 +85,7 @@ def test_an_anonymous_visitor_gets_the_login_page(browser, console):
 def test_every_page_renders_after_login(page):
     for path, name, heading in (("/today", "today", "Today"), ("/log", "log", "Message log"), ("/report", "report", "Report"),
                                 ("/attention", "attention", "Needs attention"), ("/queue", "queue", "Queue"),
-                                ("/sync", "sync", "Sync"), ("/users", "users", "Users")):
+                                ("/sync", "sync", "Sync"), ("/users", "users", "Users"), ("/kinds", "kinds", "Message kinds")):
         page.goto(path)
         assert heading in page.inner_text("h1")
         shot(page, name)
