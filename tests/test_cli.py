@@ -31,7 +31,7 @@ import pytest
 # every status.
 DAYS, SEED, START = 2, 3, "2026-11-26"
 STATUSES = {"not_sent", "sent", "received", "not_received", "confirmed", "declined", "cancelled", "skipped", "failed"}
-LOG_FIELDS = {"id", "kind", "channel", "status", "patient", "appointments", "answers", "send_at", "sent_at", "status_at",
+LOG_FIELDS = {"id", "kind", "channel", "address", "language", "status", "patient", "appointments", "answers", "send_at", "sent_at", "status_at",
               "attempts", "reason", "history"}
 SUBCOMMANDS = ["demo", "run", "sync", "plan", "dispatch", "log", "report", "why", "queue", "check", "config", "user"]
 ENV = {k: v for k, v in os.environ.items()
@@ -133,7 +133,7 @@ def test_report_counts_confirmed_and_declined_per_kind(config, log_rows):
 
 def test_log_as_csv_has_a_header_row(config, log_rows):
     rows = list(csv.reader(io.StringIO(ok(vitalsync("log", "--config", config, "--format", "csv")).stdout)))
-    assert rows[0] == ["id", "kind", "channel", "status", "patient", "appointments", "send_at", "reason"]
+    assert rows[0] == ["id", "kind", "channel", "address", "language", "status", "patient", "appointments", "send_at", "reason"]
     assert len(rows) == len(log_rows) + 1
     assert [int(r[0]) for r in rows[1:]] == [row["id"] for row in log_rows]
 

@@ -150,3 +150,53 @@ def test_watchdog_interval_none_when_not_for_us(monkeypatch: pytest.MonkeyPatch)
     for bad in ("0", "-5", "soon", ""):
         monkeypatch.setenv("WATCHDOG_USEC", bad)
         assert sd.watchdog_interval() is None
+
+
+# --- a fresh install under the unit's environment ----------------------------------------------
+
+
+def _unit_settings() -> dict[str, str]:
+    return dict(line.split("=", 1) for line in UNIT.read_text(encoding="utf-8").splitlines()
+                if "=" in line and not line.startswith("#"))
+
+
+def _read_only_run(config_dir: Path, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``args`` with ``config_dir`` read-only, as ProtectSystem=strict makes /etc/vitalsync.
+
+    As root (who may write anywhere) the folder is bind-mounted read-only in a private mount
+    namespace; as anyone else its mode 0555 is enough."""
+    if os.geteuid() == 0:
+        if shutil.which("unshare") is None:
+            pytest.skip("running as root without unshare(1): cannot make the config folder read-only")
+        script = (f'mount --bind "{config_dir}" "{config_dir}" && mount -o remount,bind,ro "{config_dir}" '
+                  '&& exec "$@"')
+        args = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *args]
+    else:
+        config_dir.chmod(0o555)
+    return subprocess.run(args, capture_output=True, text=True, encoding="utf-8", env=env, timeout=180)
+
+
+def test_the_unit_starts_with_the_example_config_and_keeps_its_database_in_the_state_directory(tmp_path: Path) -> None:
+    settings = _unit_settings()
+    assert settings["StateDirectory"] == "vitalsync" and settings["ConfigurationDirectory"] == "vitalsync"
+    assert "--config /etc/vitalsync/config.toml" in settings["ExecStart"]
+    etc, state = tmp_path / "etc" / "vitalsync", tmp_path / "var" / "lib" / "vitalsync"
+    etc.mkdir(parents=True)
+    state.mkdir(parents=True, mode=0o700)
+    example = (UNIT.parent.parent / "config.example.toml").read_text(encoding="utf-8")
+    assert 'url = "sqlite:///vitalsync.db"' in example  # the default: a relative SQLite path
+    (etc / "config.toml").write_text(example, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VITALSYNC_", "CREDENTIALS_", "NOTIFY_", "WATCHDOG_"))}
+    env |= {"STATE_DIRECTORY": str(state), "PYTHONUNBUFFERED": "1"}
+    vitalsync = [sys.executable, "-m", "vitalsync"]
+    try:
+        started = _read_only_run(etc, [*vitalsync, "run", "--once", "--config", str(etc / "config.toml")], env)
+        assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-3000:]
+        checked = _read_only_run(etc, [*vitalsync, "check", "--config", str(etc / "config.toml")], env)
+    finally:
+        etc.chmod(0o755)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"sqlite:///{state / 'vitalsync.db'}" in checked.stdout  # the same database, found again
+    assert "last sync: full ok" in checked.stdout
+    assert (state / "vitalsync.db").is_file()
+    assert sorted(p.name for p in etc.iterdir()) == ["config.toml"]  # nothing written beside the config

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from vitalsync import __version__
@@ -49,7 +49,12 @@ def parser() -> argparse.ArgumentParser:
     sync = command("sync", "Read the PMS into the mirror and print the sync report.")
     sync.add_argument("--full", action="store_true", help="read everything, not only what changed")
     sync.add_argument("--force", action="store_true", help="apply a sync the mass-removal guard held")
-    command("plan", "Plan messages from the mirror (idempotent) and print what changed.")
+    plan = command("plan", "Plan messages from the mirror (idempotent) and print what changed.")
+    plan.add_argument("--dry-run", action="store_true",
+                      help="write nothing: print per kind what planning would queue, cancel or move now")
+    plan.add_argument("--kinds-dir", type=Path,
+                      help="with --dry-run: plan with the kind files in this folder instead of [message_kinds] directory")
+    plan.add_argument("--format", choices=["table", "json"], default="table", help="with --dry-run: the output")
     command("dispatch", "Send the messages that are due now.")
 
     for name, text in (("log", "The message log: every message with its status and history."),
@@ -58,8 +63,8 @@ def parser() -> argparse.ArgumentParser:
         cmd = command(name, text)
         cmd.add_argument("--kind", help="only this message kind (e.g. appointment_reminder)")
         cmd.add_argument("--channel", choices=["sms", "email", "voice"], help="only this channel")
-        cmd.add_argument("--since", type=_when, help="send time from (YYYY-MM-DD or ISO time)")
-        cmd.add_argument("--until", type=_when, help="send time before (YYYY-MM-DD or ISO time)")
+        cmd.add_argument("--since", type=_when, help="send time from (YYYY-MM-DD or ISO time; clinic time unless a zone is given)")
+        cmd.add_argument("--until", type=_when, help="send time before (YYYY-MM-DD or ISO time; clinic time unless a zone is given)")
         cmd.add_argument("--patient", help="only messages to or about this patient (PMS key)")
         cmd.add_argument("--format", choices=["table", "csv", "json"], default="table")
         if name == "log":
@@ -67,7 +72,7 @@ def parser() -> argparse.ArgumentParser:
         if name == "queue":
             action = cmd.add_mutually_exclusive_group()
             action.add_argument("--cancel", action="store_true", help="cancel the matching pending messages")
-            action.add_argument("--move-to", type=_when, help="move the matching pending messages to this time")
+            action.add_argument("--move-to", type=_when, help="move the matching pending messages to this time (clinic time unless a zone is given)")
             cmd.add_argument("--yes", action="store_true", help="act without asking (needed when not on a terminal)")
     why = command("why", "The decision trace of one appointment: why it got which messages, or none.")
     why.add_argument("--appointment", required=True, help="the PMS appointment key")
@@ -90,8 +95,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _when(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    return value if value.tzinfo else value.astimezone(timezone.utc)
+    """An ISO date or time; one without a zone is the clinic's time, attached once the config is read."""
+    return datetime.fromisoformat(text)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@ from tests.console.conftest import PASSWORD, csrf_of, log_in
 from vitalsync.console.tables import AuditEntry, StaffSession, StaffUser
 from vitalsync.core.db import session
 
-PAGES = ["/today", "/log", "/log.csv", "/report", "/attention", "/queue", "/sync", "/users", "/patient/1"]
+PAGES = ["/today", "/log", "/log.csv", "/report", "/attention", "/queue", "/sync", "/users", "/patient/1", "/kinds"]
 
 
 @pytest.mark.parametrize("path", PAGES)

@@ -5,21 +5,19 @@ from __future__ import annotations
 import errno
 import socket
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 
 from vitalsync.core.config import Config
 from vitalsync.core.errors import ConfigError, VitalsyncError
-from vitalsync.core.vocab import Channel
-from vitalsync.mirror.tables import Appointment, Location, Patient, Pickup, Provider, Recall
+from vitalsync.core.times import shown
 
 
 def check(config: Config) -> int:
     from vitalsync.app.runtime import build_connector, open_database
     from vitalsync.rules.kinds import load_kinds
-    from vitalsync.rules.render import build_context, render
 
     failures = config_errors = 0
 
@@ -45,9 +43,9 @@ def check(config: Config) -> int:
     part("secrets", lambda: _secrets(config), "fix the secret named above, then `vitalsync check` again")
     part("listeners", lambda: _listeners(config), "change the listen address named above, or stop what holds it")
     if kinds:
-        part("templates", lambda: _templates(kinds[1], config, build_context, render), "fix the template named above")
+        part("templates", lambda: _templates(kinds[1], config), "fix the template named above")
     if engine:
-        _last_sync(engine[1])
+        _last_sync(engine[1], ZoneInfo(config.schedule.timezone))
         _write_backs(engine[1], config)
         engine[1].dispose()
     return 2 if config_errors else 1 if failures else 0
@@ -104,28 +102,16 @@ def _kinds(kinds):
     return f"{len(kinds)} enabled ({', '.join(kinds)})", kinds
 
 
-def _templates(kinds, config, build_context, render):
-    now = datetime.now(timezone.utc)
-    location = Location(key="1", name="Main", timezone="UTC", phone="")
-    patient = Patient(key="1", first_name="Ana", last_name="Test")
-    appointment = Appointment(key="1", patient_key="1", location_key="1", start=now + timedelta(days=1),
-                              end=now + timedelta(days=1, hours=1), first_seen_at=now, changed_at=now, previous_start=now)
-    count = 0
-    for kind in kinds.values():
-        for channel in kind.channels:
-            for language in getattr(kind.templates, Channel(channel).value):
-                context = build_context(
-                    clinic_name=config.clinic.name, clinic_phone=config.clinic.phone, patient=patient, language=language,
-                    tz=ZoneInfo("UTC"),
-                    appointments=[(appointment, location, Provider(key="1", name="Dr Test"), patient)],
-                    recall=Recall(key="1", patient_key="1", due=now.date()),
-                    pickup=Pickup(key="1", patient_key="1", location_key="1", ready_at=now), pickup_location=location)
-                render(kind, Channel(channel), language, context)
-                count += 1
-    return f"{count} templates render"
+def _templates(kinds, config):
+    """Every template of every kind rendered for the synthetic sample patient (as the console's
+    Message kinds page shows them): a template that fails here would fail at its first send."""
+    from vitalsync.rules.sample import samples
+    zone, now = ZoneInfo(config.schedule.timezone), datetime.now(timezone.utc)
+    count = sum(len(samples(kind, config.clinic.name, config.clinic.phone, zone, now)) for kind in kinds.values())
+    return f"every template renders ({count} samples, family messages included)"
 
 
-def _last_sync(engine) -> None:
+def _last_sync(engine, zone: ZoneInfo) -> None:
     from vitalsync.console.queries import sync_runs
     runs = sync_runs(engine, 1)
     if not runs:
@@ -133,7 +119,7 @@ def _last_sync(engine) -> None:
         return
     run = runs[0]
     state = "OK  " if run["outcome"] == "ok" else "WARN"
-    print(f"{state}  last sync: {run['mode']} {run['outcome']} at {run['started_at']}: {run['rows_read']} rows read, "
+    print(f"{state}  last sync: {run['mode']} {run['outcome']} at {shown(run['started_at'], zone)}: {run['rows_read']} rows read, "
           f"{run['changed']} changed, {run['removed']} removed, {run['rejected']} rejected, {run['seconds']} s"
           + (f"\n      {run['detail']}" if run["detail"] else ""))
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import shutil
 import sys
+from zoneinfo import ZoneInfo
 
 from vitalsync.console import queries
 from vitalsync.app.output import LOG_COLUMNS, Progress, emit
 from vitalsync.core.config import load_config
 from vitalsync.core.log import setup
+from vitalsync.core.times import shown
 
 
 def dispatch(args) -> int:
@@ -57,9 +59,14 @@ Next:
     return 0
 
 
-def _filter(args) -> queries.Filter:
+def _filter(args, zone: ZoneInfo) -> queries.Filter:
     return queries.Filter(kind=args.kind, status=getattr(args, "status", None), channel=args.channel,
-                        since=args.since, until=args.until, patient=args.patient)
+                        since=_clinic(args.since, zone), until=_clinic(args.until, zone), patient=args.patient)
+
+
+def _clinic(value, zone: ZoneInfo):
+    """A time typed without a zone is the clinic's time (as on the console), not the machine's."""
+    return value.replace(tzinfo=zone) if value is not None and value.tzinfo is None else value
 
 
 def run(runtime, args) -> int:
@@ -90,6 +97,13 @@ def sync(runtime, args) -> int:
 
 
 def plan(runtime, args) -> int:
+    if args.dry_run:
+        from vitalsync.app.preview import dry_run
+        return dry_run(runtime, args.kinds_dir, args.format)
+    if args.kinds_dir:
+        print("error: --kinds-dir only previews (with --dry-run); to use the kinds, set [message_kinds] directory",
+              file=sys.stderr)
+        return 2
     report = runtime.plan_once()
     if report is None:
         print("another vitalsync process is planning now; not planned (try again when it is done)")
@@ -108,16 +122,22 @@ def dispatch_due(runtime, args) -> int:
     return 0
 
 
+def _zone(runtime) -> ZoneInfo:
+    """The zone a person reads times in: the clinic's."""
+    return ZoneInfo(runtime.config.schedule.timezone)
+
+
 def log(runtime, args) -> int:
-    rows = queries.message_log(runtime.engine, _filter(args), history=args.format == "json")
-    emit(rows, args.format, LOG_COLUMNS + (["history"] if args.format == "json" else []))
+    rows = queries.message_log(runtime.engine, _filter(args, _zone(runtime)), history=args.format == "json")
+    emit(rows, args.format, LOG_COLUMNS + (["history"] if args.format == "json" else []), zone=_zone(runtime))
     return 0
 
 
 def report(runtime, args) -> int:
-    rows = queries.report(runtime.engine, _filter(args))
+    rows = queries.report(runtime.engine, _filter(args, _zone(runtime)))
     emit(rows, args.format, None if args.format == "json" else [
-        "kind", "sent", "received", "not_received", "confirmed", "declined", "received_rate", "confirm_rate", "decline_rate"])
+        "kind", "sent", "received", "not_received", "confirmed", "declined", "skipped", "received_rate", "confirm_rate",
+        "decline_rate"])
     return 0
 
 
@@ -127,19 +147,20 @@ def why(runtime, args) -> int:
         emit([trace], "json")
         return 0
     print(f"Appointment {args.appointment}: decisions")
-    emit(trace["decisions"], "table", ["at", "kind", "decision", "reason", "channel", "message"])
+    emit(trace["decisions"], "table", ["at", "kind", "decision", "reason", "channel", "message"], zone=_zone(runtime))
     print("\nMessages")
-    emit(trace["messages"], "table", LOG_COLUMNS)
+    emit(trace["messages"], "table", LOG_COLUMNS, zone=_zone(runtime))
     return 0
 
 
 def queue(runtime, args) -> int:
-    where = _filter(args)
+    where = _filter(args, _zone(runtime))
+    move_to = _clinic(args.move_to, _zone(runtime))
     rows = queries.pending(runtime.engine, where)
     if not (args.cancel or args.move_to):
-        emit(rows, args.format, LOG_COLUMNS)
+        emit(rows, args.format, LOG_COLUMNS, zone=_zone(runtime))
         return 0
-    verb = "cancel" if args.cancel else f"move to {args.move_to.isoformat()}"
+    verb = "cancel" if args.cancel else f"move to {shown(move_to, _zone(runtime))}"
     if not args.yes:
         if not sys.stdin.isatty():
             print(f"{len(rows)} pending messages match; add --yes to {verb} them", file=sys.stderr)
@@ -149,7 +170,7 @@ def queue(runtime, args) -> int:
     if args.cancel:
         done = queries.cancel_pending(runtime.engine, where, runtime.clock.now(), "the command line")
     else:
-        done = queries.move_pending(runtime.engine, where, args.move_to)
+        done = queries.move_pending(runtime.engine, where, move_to)
     print(f"{verb}: {done} messages")
     return 0
 

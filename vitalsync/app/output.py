@@ -1,15 +1,22 @@
-"""Printing rows as a table, CSV or JSON, and a progress bar when attached to a terminal."""
+"""Printing rows as a table, CSV or JSON, and a progress bar when attached to a terminal.
+
+A table is for a person: its times are the clinic's local time with the zone's abbreviation
+(``2026-03-04 09:00 EST``). CSV and JSON are for programs: their times stay ISO 8601 UTC.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
 import sys
+from zoneinfo import ZoneInfo
 
 from vitalsync.console.queries import LOG_COLUMNS  # noqa: F401  (the CLI's and the console's columns)
+from vitalsync.core.times import shown
 
 
-def emit(rows: list[dict], fmt: str, columns: list[str] | None = None, out=None) -> None:
+def emit(rows: list[dict], fmt: str, columns: list[str] | None = None, out=None, zone: ZoneInfo | None = None) -> None:
+    """``rows`` as ``fmt``; a table shows its time columns in ``zone`` (UTC when None), labelled."""
     out = out or sys.stdout
     columns = columns or (list(rows[0]) if rows else [])
     if fmt == "json":
@@ -21,14 +28,20 @@ def emit(rows: list[dict], fmt: str, columns: list[str] | None = None, out=None)
         for row in rows:
             writer.writerow([_cell(row.get(c), False) for c in columns])
     else:
-        table(rows, columns, out)
+        table(rows, columns, out, zone)
 
 
-def table(rows: list[dict], columns: list[str], out) -> None:
+def is_time(column: str) -> bool:
+    return column == "at" or column.endswith("_at")
+
+
+def table(rows: list[dict], columns: list[str], out, zone: ZoneInfo | None = None) -> None:
     if not rows:
         out.write("(nothing)\n")
         return
-    cells = [[_cell(row.get(c), c.endswith("_rate"))[:48] for c in columns] for row in rows]
+    # the reason is read whole (it is the last column): only the others are cut to keep rows on a line
+    cells = [[shown(row.get(c), zone) if is_time(c) else _cell(row.get(c), c.endswith("_rate"))[:None if c == "reason" else 48]
+              for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     out.write("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip() + "\n")
     for row in cells:

@@ -40,7 +40,7 @@ from vitalsync.sync.registry import connector_class
 def database_url(config: Config) -> str:
     url = make_url(config.database.url)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        url = url.set(database=str(config.relative(url.database)))
+        url = url.set(database=str(config.state(url.database)))
     return url.render_as_string(hide_password=False)
 
 

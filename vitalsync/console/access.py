@@ -15,7 +15,7 @@ from vitalsync.console.tables import StaffUser
 from vitalsync.core.db import session
 from vitalsync.mirror.tables import Appointment
 
-FRONT_DESK = frozenset({"today", "log", "report", "attention", "queue", "patient", "sync", "alerts"})
+FRONT_DESK = frozenset({"today", "log", "report", "attention", "queue", "patient", "sync", "alerts", "kinds"})
 PAGES = {"admin": FRONT_DESK | {"users"}, "front_desk": FRONT_DESK,
          "provider": frozenset({"today", "log", "patient", "alerts"})}
 

@@ -24,6 +24,7 @@ from vitalsync.console.today import day_bounds
 from vitalsync.core.config import Config
 from vitalsync.core.db import session
 from vitalsync.core.errors import SendError
+from vitalsync.core.times import shown
 from vitalsync.core.vocab import MessageStatus, ReplyIntent
 from vitalsync.dispatch.sender import Outgoing, Sender
 from vitalsync.mirror.tables import Appointment
@@ -124,7 +125,8 @@ def _alert(config: Config, event: Event) -> tuple[str, str]:
     kind = (event.kind or "no message").replace("_", " ")
     link = f"\n\nOpen: {config.console.public_url.rstrip('/')}/patient/{event.patient}" if config.console.public_url and event.patient else ""
     return (f"vitalsync: {TEXT[event.event]} ({kind})",
-            f"{TEXT[event.event].capitalize()}: patient {event.patient or 'unknown'}, {kind}, message {event.message_id or '-'}."
+            f"{TEXT[event.event].capitalize()}: patient {event.patient or 'unknown'}, {kind}, message {event.message_id or '-'}, "
+            f"at {shown(event.at, _zone(config))}."
             f"{link}\n\nChange which events email you on the console's Alerts page.")
 
 

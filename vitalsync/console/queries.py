@@ -13,13 +13,14 @@ from datetime import datetime
 from sqlalchemy import Engine, func, update
 from sqlmodel import col, or_, select
 
+from vitalsync.console.skips import planning_skips
 from vitalsync.core.db import session
 from vitalsync.core.vocab import MessageStatus
 from vitalsync.mirror.tables import Appointment, SyncRun
 from vitalsync.queue.outbox import transition
 from vitalsync.queue.tables import Decision, Message, MessageEvent, MessageTarget
 
-LOG_COLUMNS = ["id", "kind", "channel", "status", "patient", "appointments", "send_at", "reason"]
+LOG_COLUMNS = ["id", "kind", "channel", "address", "language", "status", "patient", "appointments", "send_at", "reason"]
 REACHED = (MessageStatus.RECEIVED, MessageStatus.CONFIRMED, MessageStatus.DECLINED)
 
 
@@ -94,7 +95,9 @@ def message_log(engine: Engine, where: Filter, *, history: bool = True, limit: i
 
 def _row(message: Message, appointments: list[str], answers: dict[str, str], events) -> dict:
     row = {
-        "id": message.id, "kind": message.kind, "channel": message.channel, "status": message.status,
+        "id": message.id, "kind": message.kind, "channel": message.channel,
+        "address": message.address,  #: the number or email it goes to, as planned (or as dispatch last changed it)
+        "language": message.language, "status": message.status,
         "patient": message.patient_key, "appointments": appointments,
         "answers": answers,  #: appointment -> confirmed / declined, as each member answered
         "send_at": _iso(message.send_at),
@@ -107,15 +110,19 @@ def _row(message: Message, appointments: list[str], answers: dict[str, str], eve
 
 
 def report(engine: Engine, where: Filter) -> list[dict]:
-    """Per message kind: how many were sent, reached, answered, with rates over those sent."""
+    """Per message kind: how many were sent, reached, answered, with rates over those sent.
+
+    ``skipped`` counts the messages skipped at dispatch and the subjects planning skipped without
+    any message (``skipped_in_planning``, see :mod:`vitalsync.console.skips`)."""
     with session(engine) as db:
         rows = db.exec(where.apply(select(Message.kind, Message.status, func.count()).select_from(Message))
                        .group_by(Message.kind, Message.status)).all()
     counts: dict[str, Counter] = defaultdict(Counter)
     for kind, status, number in rows:
         counts[kind][status] += number
+    unreached = planning_skips(engine, where)
     result = []
-    for kind in sorted(counts):
+    for kind in sorted(set(counts) | set(unreached)):
         c = counts[kind]
         sent = sum(c[s] for s in (MessageStatus.SENT, MessageStatus.RECEIVED, MessageStatus.NOT_RECEIVED,
                                   MessageStatus.CONFIRMED, MessageStatus.DECLINED, MessageStatus.NEEDS_RECONCILIATION))
@@ -124,7 +131,8 @@ def report(engine: Engine, where: Filter) -> list[dict]:
             "kind": kind, "planned": sum(c.values()), "sent": sent, "received": received,
             "not_received": c[MessageStatus.NOT_RECEIVED], "confirmed": c[MessageStatus.CONFIRMED],
             "declined": c[MessageStatus.DECLINED], "pending": c[MessageStatus.NOT_SENT],
-            "cancelled": c[MessageStatus.CANCELLED], "skipped": c[MessageStatus.SKIPPED], "failed": c[MessageStatus.FAILED],
+            "cancelled": c[MessageStatus.CANCELLED], "skipped": c[MessageStatus.SKIPPED] + unreached[kind],
+            "skipped_in_planning": unreached[kind], "failed": c[MessageStatus.FAILED],
             "received_rate": _rate(received, sent), "confirm_rate": _rate(c[MessageStatus.CONFIRMED], sent),
             "decline_rate": _rate(c[MessageStatus.DECLINED], sent),
         })

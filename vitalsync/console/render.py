@@ -1,12 +1,13 @@
-"""Templates and the small things they need: local times, rates, the report's chart as inline SVG."""
+"""Templates and the small things they need: local times (with their zone), rates, the report's chart as inline SVG."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from importlib.resources import files
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from vitalsync.core.times import FORMAT, shown
 
 BAR_COLOURS = {"received_rate": "#8a97a8", "confirm_rate": "#2e7d32", "decline_rate": "#c62828"}
 
@@ -15,15 +16,14 @@ def environment(zone: ZoneInfo) -> Environment:
     env = Environment(loader=FileSystemLoader(str(files("vitalsync.console") / "templates")), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
-    def local(value, fmt: str = "%Y-%m-%d %H:%M") -> str:
-        if not value:
-            return ""
-        when = datetime.fromisoformat(value) if isinstance(value, str) else value
-        return when.astimezone(zone).strftime(fmt)
+    def local(value, fmt: str = FORMAT) -> str:
+        """The clinic's local time with its zone's abbreviation ("2026-03-04 09:00 EST")."""
+        return shown(value, zone, fmt)
 
     env.filters["local"] = local
     env.filters["rate"] = lambda value: "" if value is None else f"{value:.0%}"
     env.globals["chart"] = chart
+    env.globals["zone_name"] = zone.key  #: what a time typed into a form means: the clinic's time
     return env
 
 

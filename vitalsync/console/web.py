@@ -219,13 +219,14 @@ def logout(page: Page) -> Response:
 
 
 def console_app(engine: Engine, config: Config, clock: Clock, secret: str) -> Starlette:
-    from vitalsync.console import pages
+    from vitalsync.console import kinds_page, pages
 
     routes = [
         Route("/", lambda request: RedirectResponse("/today", status_code=303)),
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
         *pages.ROUTES,
+        *kinds_page.ROUTES,
         Mount("/static", StaticFiles(directory=str(files("vitalsync.console") / "static")), name="static"),
     ]
     app = Starlette(routes=routes)

@@ -7,6 +7,7 @@ these models (``vitalsync config example``), so every field carries a descriptio
 
 from __future__ import annotations
 
+import os
 import tomllib
 from datetime import date, time
 from pathlib import Path
@@ -43,7 +44,8 @@ class DatabaseConfig(Section):
     """Where vitalsync keeps its mirror of the PMS and its message queue."""
 
     url: str = Field("sqlite:///vitalsync.db", description=(
-        "SQLAlchemy URL. A relative SQLite path is relative to this file. For several workers use "
+        "SQLAlchemy URL. A relative SQLite path is taken in $STATE_DIRECTORY when it is set (the systemd "
+        "unit's /var/lib/vitalsync), else beside this file. For several workers use "
         "PostgreSQL: 'postgresql+psycopg://vitalsync@db-host/vitalsync' (no password here)."))
     password_file: Path | None = Field(None, description=(
         "File holding the database password. Without it the password comes from "
@@ -275,6 +277,19 @@ class Config(Section):
         """A path from the file, taken relative to the file's folder."""
         value = Path(value).expanduser()
         return value if value.is_absolute() else self.path.parent / value
+
+    def state(self, value: Path | str) -> Path:
+        """A path of state the daemon writes (the SQLite database), taken in ``$STATE_DIRECTORY``.
+
+        Under the systemd unit the config folder (/etc/vitalsync) is read-only and the state
+        directory (/var/lib/vitalsync, from ``StateDirectory=``) is the one writable place; systemd
+        names it in ``$STATE_DIRECTORY`` (several, colon-separated, when the unit lists several: the
+        first is ours). Run by hand, without it, state lives beside the config file as before."""
+        value = Path(value).expanduser()
+        if value.is_absolute():
+            return value
+        state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+        return Path(state) / value if state else self.path.parent / value
 
 
 def load_config(path: Path | str) -> Config:

@@ -30,6 +30,7 @@ from vitalsync.core.clock import Clock, SystemClock
 from vitalsync.core.config import Config
 from vitalsync.core.errors import AmbiguousSendError, PermanentSendError, TransientSendError, UnreachableError
 from vitalsync.core.leases import SERVER_NOW
+from vitalsync.core.times import shown
 from vitalsync.core.vocab import DecisionKind, MessageStatus
 from vitalsync.dispatch.claim import claim, lease_clock, release
 from vitalsync.dispatch.compose import compose
@@ -121,7 +122,7 @@ class Dispatcher:
         message.send_at = when
         release(message)
         decide(db, key=f"{message.key}|deferred|{when.isoformat()}", at=now, kind=message.kind,
-               decision=DecisionKind.DEFERRED, reason=f"outside the send window for the recipient; moved to {when:%Y-%m-%d %H:%M} UTC",
+               decision=DecisionKind.DEFERRED, reason=f"outside the send window for the recipient; moved to {shown(when, window.tz)}",
                appointment_key=message.appointment_key, patient_key=message.patient_key, message_id=message.id,
                channel=message.channel)
         db.add(message)

@@ -10,6 +10,7 @@ from functools import cached_property
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from vitalsync.core.times import shown
 from vitalsync.core.vocab import AppointmentStatus, DecisionKind
 from vitalsync.mirror.tables import Appointment, Location, Patient, Pickup, Recall
 from vitalsync.rules.kinds import MessageKind, Trigger
@@ -104,7 +105,7 @@ class Snapshot:
             if appointment is None or appointment.status in GONE:
                 return DecisionKind.CANCELLED, "appointment cancelled or deleted in the PMS"
             if appointment.version != version and appointment.previous_start is not None:
-                return DecisionKind.MOVED, f"appointment moved to {appointment.start:%Y-%m-%d %H:%M} UTC; planned again for the new time"
+                return DecisionKind.MOVED, f"appointment moved to {shown(appointment.start, self.window(appointment.location_key).tz)}; planned again for the new time"
             if key in self.answered:
                 return DecisionKind.CANCELLED, f"patient already {self.answered[key]}"
             if appointment.version != version:

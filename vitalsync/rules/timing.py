@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from vitalsync.core.times import shown
 from vitalsync.rules.schedule import Window
 
 SLACK = timedelta(hours=1)
@@ -22,12 +23,12 @@ def send_time(due: datetime, deadline: datetime | None, now: datetime, grace: ti
     if deadline is not None and deadline <= now:
         return None, "the appointment has already started"
     if due < now - grace:
-        return None, f"its send time {due:%Y-%m-%d %H:%M} UTC had passed when it was first planned"
+        return None, f"its send time {shown(due, window.tz)} had passed when it was first planned"
     start = max(due, now)
     when = window.next_allowed(start, tz)
     if when is not None and (deadline is None or when < deadline):
         reason = "due" if when == start else "deferred into the send window"
-        return when, f"{reason}; send at {when:%Y-%m-%d %H:%M} UTC"
+        return when, f"{reason}; send at {shown(when, window.tz)}"
     if deadline is not None:
         earlier = window.last_allowed_before(min(start, deadline), tz)
         if earlier is not None and earlier >= now - grace:
@@ -35,5 +36,5 @@ def send_time(due: datetime, deadline: datetime | None, now: datetime, grace: ti
             if window.allows(earlier - SLACK, tz) and earlier - SLACK >= now:
                 earlier -= SLACK
             when = max(earlier, now)
-            return when, f"brought forward into the send window; send at {when:%Y-%m-%d %H:%M} UTC"
+            return when, f"brought forward into the send window; send at {shown(when, window.tz)}"
     return None, "no allowed send time before the appointment (send window, quiet hours, holidays)"
