@@ -226,7 +226,8 @@ def test_a_queued_recall_is_deferred_when_a_higher_priority_message_takes_its_da
 
 def test_a_capped_message_with_no_day_left_before_its_appointment_is_skipped_with_the_reason():
     sent = Booked(1, "appointment_reminder", "sms", "+12125550001", ny(2, 7))
-    result = run(snapshot([person("1")], [visit("A1", "1", ny(2, 17))], booked=[sent]), "pre_appointment")
+    snap = snapshot([person("1")], [visit("A1", "1", ny(2, 17))], booked=[sent], cap_exempt=["appointment_reminder"])
+    result = run(snap, "pre_appointment")
     assert result.messages == []
     [skip] = notes(result, DecisionKind.SKIPPED)
     assert skip.reason.startswith("frequency cap (1 a day, 3 a week per address): no day left")

@@ -71,8 +71,11 @@ class ScheduleConfig(Section):
     max_per_week: int = Field(3, ge=1, description="Messages per address in any 7 days, counted like max_per_day.")
     cap_channels: list[Literal["sms", "email", "voice"]] = Field(["sms", "voice"], description=(
         "Channels the cap applies to (1 a day and 3 a week for texts and calls fit the US healthcare exemption)."))
-    cap_exempt: list[str] = Field(["appointment_reminder", "appointment_moved", "appointment_cancellation"], description=(
-        "Kinds that count toward the cap but are never deferred or skipped by it."))
+    cap_exempt: list[str] = Field([
+        "appointment_reminder", "appointment_moved", "appointment_cancellation", "pre_appointment",
+        "after_appointment"], description=(
+        "Kinds that count toward the cap but are never deferred or skipped by it (by default the "
+        "appointment kinds: the cap holds back recalls and pick-up notices)."))
     priority: list[str] = Field([
         "appointment_cancellation", "appointment_moved", "appointment_reminder", "pre_appointment",
         "after_appointment", "product_pickup", "recall"], description=(

@@ -127,7 +127,7 @@ def _slot(item: Item, taken: list[tuple[datetime, str]], limits: Limits) -> Plac
         if close:
             at, spaced = max(close) + limits.spacing, True
             continue
-        if limits.capped(item.kind, item.channel) and not _fits(at, taken, limits):
+        if limits.capped(item.kind, item.channel) and not fits(at, taken, limits):
             at, capped = datetime.combine(limits.day(at) + timedelta(days=1), time(0, 0), limits.tz), True
             if at >= item.until:
                 break
@@ -144,7 +144,7 @@ def _slot(item: Item, taken: list[tuple[datetime, str]], limits: Limits) -> Plac
                   "no allowed send time left")
 
 
-def _fits(at: datetime, taken: list[tuple[datetime, str]], limits: Limits) -> bool:
+def fits(at: datetime, taken: list[tuple[datetime, str]], limits: Limits) -> bool:
     """Whether one more capped message on ``at``'s day stays within the day's and every 7 days' cap."""
     days = Counter(limits.day(other) for other, channel in taken if channel in limits.channels)
     day = limits.day(at)
