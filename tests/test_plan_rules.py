@@ -246,3 +246,24 @@ def test_the_priority_is_configurable():
     snap = snapshot([person("1")], recalls=[recall], pickups=[pickup], priority=["recall", "product_pickup"])
     assert sends(run(snap, "recall", "product_pickup")) == {
         ("recall", "-20160m"): NINE, ("product_pickup", "+60m"): ny(3, 9), ("product_pickup", "+4320m"): ny(4, 16)}
+
+
+# --- the schema ---------------------------------------------------------------------------------
+
+def test_a_bad_catch_up_names_the_file_line_and_key(tmp_path):
+    from vitalsync.core.errors import ConfigError
+    stock = (KINDS["recall"].source).read_text(encoding="utf-8")
+    (tmp_path / "recall.toml").write_text(stock.replace("catch_up = true", 'catch_up = "sometimes"'), encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        load_kinds(["recall"], tmp_path)
+    line = stock.splitlines().index("catch_up = true") + 1
+    assert f"recall.toml:{line}: catch_up: Input should be a valid boolean" in str(error.value)
+
+
+def test_a_kind_name_in_the_schedule_must_exist(write_config):
+    from vitalsync.core.config import load_config
+    from vitalsync.core.errors import ConfigError
+    path = write_config('[schedule]\npriority = ["recal"]\n')
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert f"{path}: schedule.priority: unknown kind 'recal'" in str(error.value)

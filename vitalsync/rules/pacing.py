@@ -103,7 +103,8 @@ def place(items: list[Item], fixed: list[Booked], limits: Limits) -> dict[str, P
     for booked in fixed:
         taken[booked.address].append((booked.at, booked.channel))
     result = {}
-    for item in sorted(items, key=lambda i: (limits.rank(i.kind), i.at, i.key)):
+    # within a kind, the earliest deadline picks first: its room to move is the smallest
+    for item in sorted(items, key=lambda i: (limits.rank(i.kind), i.at, i.deadline or i.until, i.key)):
         placed = _slot(item, taken[item.address], limits)
         if placed.at is None and not limits.capped(item.kind, item.channel):
             placed = Placed(item.at, "")  # exempt kinds are never dropped: spacing is best effort for them
