@@ -95,6 +95,39 @@ def test_demo_prints_the_summary_and_what_to_do_next(demo):
     assert (home / "config.toml").is_file() and (home / "vitalsync.db").is_file()
 
 
+def test_demo_shows_a_recall_that_catches_up(demo):
+    """The demo's first planning finds recalls due within two weeks, whose send time had passed: they
+    go at the next allowed time (issue 11, point 9), and the summary shows them."""
+    home, proc = demo
+    ok(proc)
+    assert re.search(r"^Catch-up: \d+ recalls were first planned after their send time", proc.stdout, re.MULTILINE), proc.stdout
+    sent = re.findall(r"^  recall \d+ due (\S+): \w+ sent (\S+ \S+) E[SD]T", proc.stdout, re.MULTILINE)
+    assert sent, proc.stdout
+    due, at = sent[0]
+    assert at.startswith(START) and due > START  # sent on the first day, before it was due
+
+
+def test_no_address_gets_two_messages_of_one_kind_at_the_same_time(demo):
+    """The property behind issue 11, point 10, over the whole demo practice (families sharing a phone
+    or an email, catch-up sends on the first morning): every message that was or will be sent has
+    its own (address, kind, send time); and none of a capped kind shares its day with another text."""
+    home, proc = demo
+    ok(proc)
+    with sqlite3.connect(home / "vitalsync.db") as db:
+        live = "status NOT IN ('cancelled', 'skipped')"
+        same = db.execute(f"SELECT address, kind, send_at, COUNT(*) FROM message WHERE {live} "
+                          "GROUP BY address, kind, send_at HAVING COUNT(*) > 1").fetchall()
+        assert db.execute(f"SELECT COUNT(*) FROM message WHERE {live}").fetchone()[0] > 500
+        capped = db.execute(f"""SELECT a.id, b.id FROM message a JOIN message b ON a.address = b.address AND a.id != b.id
+            WHERE a.kind IN ('recall', 'product_pickup') AND a.channel IN ('sms', 'voice') AND b.channel IN ('sms', 'voice')
+              AND a.status NOT IN ('cancelled', 'skipped') AND b.status NOT IN ('cancelled', 'skipped')
+              -- the same day in New York (EST in late November)
+              AND date(COALESCE(a.sent_at, a.send_at), '-5 hours') = date(COALESCE(b.sent_at, b.send_at), '-5 hours')
+        """).fetchall()
+    assert same == []
+    assert capped == []
+
+
 def test_log_shows_every_lifecycle_status_across_kinds(log_rows):
     assert isinstance(log_rows, list) and log_rows
     statuses = Counter(row["status"] for row in log_rows)

@@ -34,11 +34,12 @@ def test_a_worker_that_lost_its_lease_before_sending_sends_nothing(runtime, conn
 
     monkeypatch.setattr(run, "gather", taken_over_meanwhile)
     report = runtime.dispatch_once()
-    assert report.claimed == 1 and report.sent == 0
+    assert report.claimed == 2 and report.sent == 0  # the -2d reminder and the caught-up pre-appointment email
     assert runtime.sender.sent == []
     with session(runtime.engine) as db:
-        (message,) = db.exec(select(Message).where(Message.lease_owner == "someone-else")).all()
-        assert message.status == "not_sent" and not message.in_flight and message.attempts == 0
+        taken = db.exec(select(Message).where(Message.lease_owner == "someone-else")).all()
+        assert len(taken) == 2
+        assert all(m.status == "not_sent" and not m.in_flight and m.attempts == 0 for m in taken)
 
 
 class FastClock(SystemClock):

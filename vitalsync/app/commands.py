@@ -34,7 +34,7 @@ def dispatch(args) -> int:
 
 
 def demo(args) -> int:
-    from vitalsync.app.demo import run_demo
+    from vitalsync.app.demo import describe_catch_ups, run_demo
     setup("warning", "auto")
     result = run_demo(args.home, args.days, args.seed, args.start.date() if args.start else None,
                       progress=Progress(f"Simulating {args.days} days"), force=args.force)
@@ -43,6 +43,8 @@ def demo(args) -> int:
     print(f"\nDemo practice simulated for {result.days} days from {result.start} (seed {args.seed}).\n")
     emit(queries.report(result.runtime.engine, queries.Filter()), "table",
          ["kind", "planned", "sent", "received", "not_received", "confirmed", "declined", "pending", "cancelled", "skipped", "failed"])
+    if catch_ups := describe_catch_ups(result):
+        print("\n" + "\n".join(catch_ups))
     print(f"""
 Home: {result.home}{'' if args.home else '  (temporary; pass --home DIR to keep it)'}
 Next:

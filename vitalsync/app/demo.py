@@ -9,10 +9,16 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from sqlmodel import col, select
+
 from vitalsync.app.runtime import Runtime, build
 from vitalsync.core.clock import VirtualClock
 from vitalsync.core.config import load_config
+from vitalsync.core.db import session
 from vitalsync.core.errors import PersonMustAct, SyncHeld
+from vitalsync.core.vocab import DecisionKind
+from vitalsync.mirror.tables import Recall
+from vitalsync.queue.tables import Decision, Message
 
 STEP = timedelta(minutes=15)
 
@@ -123,3 +129,37 @@ def _sync(runtime: Runtime, full: bool) -> None:
         runtime.sync_once(full=full)
     except SyncHeld:
         pass  # recorded in the sync report; the demo goes on as a clinic would until a person looks
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    recall_key: str
+    due: date
+    message: Message
+
+
+def caught_up_recalls(runtime: Runtime) -> list[CatchUp]:
+    """Recalls whose send time had passed when the demo first planned them and that went anyway
+    (the recall kind's ``catch_up``), with their messages: what a first sync after install sends."""
+    with session(runtime.engine) as db:
+        rows = db.exec(select(Message, Recall.due).join(Decision, Decision.message_id == Message.id)
+                       .join(Recall, Recall.key == Message.subject_key)
+                       .where(Decision.kind == "recall", Decision.decision == DecisionKind.QUEUED,
+                              col(Decision.reason).startswith("catching up"))
+                       .order_by(Message.send_at, Message.id)).all()
+    return [CatchUp(message.subject_key, due, message) for message, due in rows]
+
+
+def describe_catch_ups(result: DemoResult, shown: int = 3) -> list[str]:
+    """Lines for the demo's summary: a few caught-up recalls, their send time and what became of them."""
+    zone = ZoneInfo(result.runtime.config.schedule.timezone)
+    found = caught_up_recalls(result.runtime)
+    if not found:
+        return []
+    lines = [f"Catch-up: {len(found)} recalls were first planned after their send time (two weeks before they "
+             "are due) had passed; each went at the next allowed time instead of never:"]
+    for item in found[:shown]:
+        at = (item.message.sent_at or item.message.send_at).astimezone(zone)
+        lines.append(f"  recall {item.recall_key} due {item.due}: {item.message.channel} "
+                     f"{'sent' if item.message.sent_at else 'queued for'} {at:%Y-%m-%d %H:%M %Z} ({item.message.status})")
+    return lines

@@ -64,6 +64,24 @@ class ScheduleConfig(Section):
     holidays: list[date] = Field([], description="Dates with no messages, e.g. [2026-12-25].")
     quiet_start: time = Field(time(20, 0), description="Quiet hours start, in the recipient's own time zone.")
     quiet_end: time = Field(time(9, 0), description="Quiet hours end, in the recipient's own time zone.")
+    spacing_minutes: int = Field(30, ge=0, le=24 * 60, description=(
+        "Minutes between two messages to one address (phone number or email): a message planned "
+        "closer than this to another one for the same address waits. 0 turns spacing off."))
+    max_per_day: int = Field(1, ge=1, description=(
+        "Messages per address per day (a calendar day in the clinic's time zone) on cap_channels. "
+        "Kinds in cap_exempt count but are never held back; others over the cap are deferred."))
+    max_per_week: int = Field(3, ge=1, description="Messages per address in any 7 days, counted like max_per_day.")
+    cap_channels: list[Literal["sms", "email", "voice"]] = Field(["sms", "voice"], description=(
+        "Channels the cap applies to (1 a day and 3 a week for texts and calls fit the US healthcare exemption)."))
+    cap_exempt: list[str] = Field([
+        "appointment_reminder", "appointment_moved", "appointment_cancellation", "pre_appointment",
+        "after_appointment"], description=(
+        "Kinds that count toward the cap but are never deferred or skipped by it (by default the "
+        "appointment kinds: the cap holds back recalls and pick-up notices)."))
+    priority: list[str] = Field([
+        "appointment_cancellation", "appointment_moved", "appointment_reminder", "pre_appointment",
+        "after_appointment", "product_pickup", "recall"], description=(
+        "Which kind gets an address's place first when the cap allows only some; kinds not listed come last."))
 
     _check_zone = field_validator("timezone")(_zone)
 
@@ -327,7 +345,14 @@ def _cross_checks(config: Config) -> list[str]:
                           location.window_end or config.schedule.window_end)
         except ValueError as exc:
             problems.append(f"locations.{key}: {exc}")
-    return problems
+    return problems + _unknown_kinds(config)
+
+
+def _unknown_kinds(config: Config) -> list[str]:
+    """Kind names in [schedule] that are neither stock nor enabled: a typo would silently do nothing."""
+    known = set(STOCK_KINDS) | set(config.message_kinds.enabled)
+    return [f"schedule.{key}: unknown kind {name!r} (known: {', '.join(sorted(known))})"
+            for key in ("cap_exempt", "priority") for name in getattr(config.schedule, key) if name not in known]
 
 
 def _describe(error: dict) -> str:

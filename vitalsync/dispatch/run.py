@@ -32,6 +32,8 @@ from vitalsync.core.errors import AmbiguousSendError, PermanentSendError, Transi
 from vitalsync.core.leases import SERVER_NOW
 from vitalsync.core.times import shown
 from vitalsync.core.vocab import DecisionKind, MessageStatus
+from vitalsync.dispatch.cap import capped_until
+from vitalsync.dispatch.cap import reason as cap_reason
 from vitalsync.dispatch.claim import claim, lease_clock, release
 from vitalsync.dispatch.compose import compose
 from vitalsync.dispatch.recheck import Facts, gather, route, stale
@@ -39,6 +41,7 @@ from vitalsync.dispatch.sender import Outgoing, Sender
 from vitalsync.queue.outbox import decide, store, transition
 from vitalsync.queue.tables import Message, MessageEvent
 from vitalsync.rules.kinds import MessageKind
+from vitalsync.rules.pacing import Limits
 from vitalsync.rules.schedule import base_window
 
 log = structlog.get_logger("vitalsync.dispatch")
@@ -104,7 +107,7 @@ class Dispatcher:
             if nowhere := self._route(db, message, kind, facts):
                 self._drop(db, message, MessageStatus.SKIPPED, nowhere, report)
                 return
-            if self._defer(db, message, kind, facts, report):
+            if self._capped(db, message, kind, facts, report) or self._defer(db, message, kind, facts, report):
                 return
             self._send(db, message, kind, facts, report)
 
@@ -124,6 +127,27 @@ class Dispatcher:
         decide(db, key=f"{message.key}|deferred|{when.isoformat()}", at=now, kind=message.kind,
                decision=DecisionKind.DEFERRED, reason=f"outside the send window for the recipient; moved to {shown(when, window.tz)}",
                appointment_key=message.appointment_key, patient_key=message.patient_key, message_id=message.id,
+               channel=message.channel)
+        db.add(message)
+        db.commit()
+        report.deferred += 1
+        return True
+
+    def _capped(self, db, message: Message, kind: MessageKind, facts: Facts, report: DispatchReport) -> bool:
+        """The frequency cap's last look (dispatch/cap.py): over it, the message moves to the next day it fits."""
+        limits = Limits.from_config(self.config.schedule)
+        day = capped_until(db, message, limits, self.clock.now())
+        if day is None:
+            return False
+        if message.deadline is not None and day >= message.deadline:
+            self._drop(db, message, MessageStatus.SKIPPED, f"frequency cap ({limits.describe()}) reached at the "
+                       "send; no day left before the appointment", report)
+            return True
+        message.send_at = day  # the window check then moves it to that day's first allowed moment
+        release(message)
+        decide(db, key=f"{message.key}|deferred|cap|{day.isoformat()}", at=self.clock.now(), kind=message.kind,
+               decision=DecisionKind.DEFERRED, reason=cap_reason(limits, day), appointment_key=message.appointment_key,
+               patient_key=message.patient_key, subject_key=message.subject_key, message_id=message.id,
                channel=message.channel)
         db.add(message)
         db.commit()

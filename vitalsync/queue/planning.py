@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -14,11 +14,12 @@ from sqlmodel import Session, col, or_, select
 from vitalsync.core.clock import Clock
 from vitalsync.core.config import Config
 from vitalsync.core.db import session
-from vitalsync.core.vocab import MessageStatus
+from vitalsync.core.vocab import DecisionKind, MessageStatus
 from vitalsync.mirror.tables import Appointment, Location, OptOut, Patient, Pickup, Recall
 from vitalsync.queue.outbox import decide, transition
 from vitalsync.queue.tables import Decision, Message, MessageEvent, MessageTarget
 from vitalsync.rules.kinds import MessageKind
+from vitalsync.rules.pacing import Booked, Limits
 from vitalsync.rules.plan import Plan, plan
 from vitalsync.rules.schedule import base_window
 from vitalsync.rules.snapshot import Pending, Snapshot
@@ -26,6 +27,7 @@ from vitalsync.rules.snapshot import Pending, Snapshot
 log = structlog.get_logger("vitalsync.plan")
 PAST = timedelta(days=3)  #: after-appointment messages look this far back
 KEPT = timedelta(days=21)  #: messages sent this long ago still count as existing for idempotency
+WEEK = timedelta(days=7)  #: messages sent this long ago still count toward the frequency cap
 
 
 @dataclass
@@ -33,6 +35,7 @@ class PlanReport:
     queued: int = 0
     cancelled: int = 0
     decisions: int = 0
+    deferred: int = 0  #: queued messages the frequency cap moved to a later day (or skipped)
 
 
 def plan_once(engine: Engine, kinds: dict[str, MessageKind], config: Config, clock: Clock) -> PlanReport:
@@ -43,7 +46,8 @@ def plan_once(engine: Engine, kinds: dict[str, MessageKind], config: Config, clo
         result = plan(list(kinds.values()), snap)
         report = apply_plan(db, result, now)
         db.commit()
-    log.info("plan_done", queued=report.queued, cancelled=report.cancelled, decisions=report.decisions)
+    log.info("plan_done", queued=report.queued, cancelled=report.cancelled, decisions=report.decisions,
+             deferred=report.deferred)
     return report
 
 
@@ -57,12 +61,14 @@ def load_snapshot(db: Session, kinds: dict[str, MessageKind], config: Config, no
     patients = {row.key: row for row in db.exec(select(Patient))}
     phones = Counter(p.mobile for p in patients.values() if p.active and p.mobile)
     phones.update(p.landline for p in patients.values() if p.active and p.landline and not p.mobile)
+    phones.update(p.email for p in patients.values() if p.active and p.email)
     pickups = {row.key: row for row in db.exec(select(Pickup))}
     recent = now - KEPT
     messages = db.exec(select(Message).where(or_(Message.send_at >= recent, Message.status == MessageStatus.NOT_SENT))).all()
     targets: dict[int, list[MessageTarget]] = {}
     for target in db.exec(select(MessageTarget).where(col(MessageTarget.message_id).in_([m.id for m in messages]))) if messages else ():
         targets.setdefault(target.message_id, []).append(target)
+    limits = Limits.from_config(config.schedule)
     return Snapshot(
         now=now, horizon=horizon, default_tz=ZoneInfo(config.schedule.timezone), windows=windows, patients=patients,
         locations=locations, appointments=appointments, recalls=list(db.exec(select(Recall))),
@@ -70,7 +76,37 @@ def load_snapshot(db: Session, kinds: dict[str, MessageKind], config: Config, no
         answered=_answers(messages, targets), existing_keys={m.key for m in messages}, address_count=dict(phones),
         pending=[_pending(m, targets.get(m.id, []), kinds, appointments, horizon) for m in messages
                  if m.status == MessageStatus.NOT_SENT],
-        decided=set(db.exec(select(Decision.key).where(Decision.at >= recent))))
+        decided=set(db.exec(select(Decision.key).where(Decision.at >= recent))),
+        limits=limits, booked=_booked(messages, kinds, limits, now, horizon - now, patients, appointments, pickups, windows))
+
+
+def _booked(messages: list[Message], kinds: dict[str, MessageKind], limits: Limits, now, ahead: timedelta, patients,
+            appointments, pickups, windows) -> list[Booked]:
+    """Messages that hold a place at their address: sent in the last week, or queued.
+
+    A queued message of a capped kind that is not due yet and not being sent is movable: planning
+    may defer it when a message of a higher priority takes its day."""
+    booked = []
+    for m in messages:
+        if m.sent_at is not None and m.sent_at >= now - WEEK:
+            booked.append(Booked(m.id, m.kind, m.channel, m.address, m.sent_at))
+        elif m.status == MessageStatus.NOT_SENT:
+            leased = m.in_flight or (m.lease_until is not None and m.lease_until > now)
+            movable = m.send_at > now and not leased and limits.capped(m.kind, m.channel) and m.kind in kinds
+            if not movable:
+                booked.append(Booked(m.id, m.kind, m.channel, m.address, m.send_at))
+                continue
+            appointment = appointments.get(m.appointment_key or "")
+            pickup = pickups.get(m.subject_key or "") if appointment is None else None
+            location = appointment.location_key if appointment else pickup.location_key if pickup else ""
+            window = windows.get(location) or windows[""]
+            patient = patients.get(m.patient_key)
+            tz = ZoneInfo(patient.timezone) if patient and patient.timezone else window.tz
+            # no appointment: the kind's late_grace after the time it was planned for, which was at most
+            # ``ahead`` after it was planned (so deferring it again and again cannot push it further)
+            until = m.deadline or m.created_at + ahead + kinds[m.kind].late_grace
+            booked.append(Booked(m.id, m.kind, m.channel, m.address, m.send_at, True, m.deadline, until, window, tz))
+    return booked
 
 
 def _answers(messages: list[Message], targets: dict[int, list[MessageTarget]]) -> dict[str, str]:
@@ -125,6 +161,24 @@ def apply_plan(db: Session, result: Plan, now) -> PlanReport:
             decide(db, key=f"{message.key}|{cancel.decision}", at=now, kind=message.kind, decision=cancel.decision,
                    reason=cancel.reason, appointment_key=message.appointment_key, patient_key=message.patient_key,
                    subject_key=message.subject_key, message_id=message.id, channel=message.channel)
+    for move in result.moves:
+        message = db.get(Message, move.message_id)
+        if message is None or message.status != MessageStatus.NOT_SENT:
+            continue
+        if move.send_at is None:
+            if transition(db, message, MessageStatus.SKIPPED, at=now, source="planner", detail=move.reason):
+                decide(db, key=f"{message.key}|skipped|cap", at=now, kind=message.kind, decision=DecisionKind.SKIPPED,
+                       reason=move.reason, appointment_key=message.appointment_key, patient_key=message.patient_key,
+                       subject_key=message.subject_key, message_id=message.id, channel=message.channel)
+                report.deferred += 1
+            continue
+        message.send_at = move.send_at
+        db.add(message)
+        decide(db, key=f"{message.key}|deferred|{move.send_at.isoformat()}", at=now, kind=message.kind,
+               decision=DecisionKind.DEFERRED, reason=f"{move.reason}; send at {move.send_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
+               appointment_key=message.appointment_key, patient_key=message.patient_key,
+               subject_key=message.subject_key, message_id=message.id, channel=message.channel)
+        report.deferred += 1
     for note in result.notes:
         decide(db, key=note.key, at=now, kind=note.kind, decision=note.decision, reason=note.reason,
                appointment_key=note.appointment_key, patient_key=note.patient_key, subject_key=note.subject_key,

@@ -86,6 +86,8 @@ class MessageKind(Strict):
     stop_on: list[Literal["confirmed", "declined"]] = []
     group_family: bool = False
     late_grace: timedelta = timedelta(hours=1)
+    #: a send time that passed before first planning still goes while the trigger lies ahead (rules/plan.py)
+    catch_up: bool = False
     filters: Filters = Filters()
     templates: Templates
     source: Path

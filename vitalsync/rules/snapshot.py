@@ -14,6 +14,7 @@ from vitalsync.core.times import shown
 from vitalsync.core.vocab import AppointmentStatus, DecisionKind
 from vitalsync.mirror.tables import Appointment, Location, Patient, Pickup, Recall
 from vitalsync.rules.kinds import MessageKind, Trigger
+from vitalsync.rules.pacing import Booked, Limits
 from vitalsync.rules.schedule import Window
 
 GONE = (AppointmentStatus.CANCELLED, AppointmentStatus.DELETED)
@@ -58,7 +59,9 @@ class Snapshot:
     existing_keys: set[str] = field(default_factory=set)
     pending: list[Pending] = field(default_factory=list)
     decided: set[str] = field(default_factory=set)
-    address_count: dict[str, int] = field(default_factory=dict)  #: patients per phone number
+    address_count: dict[str, int] = field(default_factory=dict)  #: patients per phone number or email address
+    limits: Limits | None = None  #: spacing and the frequency cap per address; None: neither
+    booked: list[Booked] = field(default_factory=list)  #: messages queued or sent lately, per address
 
     def window(self, location_key: str) -> Window:
         return self.windows.get(location_key) or self.windows[""]
