@@ -116,6 +116,7 @@ def test_an_email_that_bounces_is_followed_by_a_text_once(runtime, connector, cl
 def test_a_text_to_a_landline_is_followed_by_an_email(runtime, connector, clock, providers, monkeypatch):
     twilio, sendgrid, _ = providers
     twilio.landlines.add(MOBILE)  # Twilio takes it, then reports undelivered 30006
+    runtime.kinds = {"appointment_reminder": runtime.kinds["appointment_reminder"]}  # the text is the reminder
     open_practice(connector, patient("1", "Ann"))
     book(connector, "A1", "1", ny(4, 10))
     runtime.sync_once()
