@@ -47,7 +47,7 @@ def test_a_recall_found_after_its_send_time_goes_at_the_next_allowed_moment(runt
     [recall] = [s for s in sent(runtime) if s.kind == "recall"]
     assert recall.at == ny(2, 9)  # Monday, the window's first minute
     [decision] = [d for d in decisions(runtime, "recall") if d.decision == DecisionKind.QUEUED]
-    assert decision.reason.startswith("catching up: its send time 2026-02-19 15:00 UTC had passed")
+    assert decision.reason.startswith("catching up: its send time 2026-02-19 10:00 EST had passed")
 
 
 def test_planning_defers_a_recall_behind_a_reminder_sent_that_day_and_says_why(runtime, connector, clock):

@@ -97,7 +97,7 @@ def test_the_catch_up_is_the_kinds_choice_a_kind_without_it_skips_the_passed_sen
 
     caught = run(snapshot([person("1")], recalls=[recall]), "recall")
     [queued] = notes(caught, DecisionKind.QUEUED)
-    assert queued.reason.startswith("catching up: its send time 2026-02-26 15:00 UTC had passed")
+    assert queued.reason.startswith("catching up: its send time 2026-02-26 10:00 EST had passed")
     # due tomorrow: its -14d time is 13 days gone, past the 7-day late_grace, but the due date is ahead
     tomorrow = Recall(key="R2", patient_key="1", due=INSTALL.date() + timedelta(days=1))
     [queued] = notes(plan([strict], snapshot([person("1")], recalls=[tomorrow])), DecisionKind.SKIPPED)

@@ -79,8 +79,9 @@ def test_the_decision_trace_says_pacific_time_and_means_it(la, capsys):
     [trace] = json.loads(run_cli(capsys, la, "why", "--appointment", "a1", "--format", "json"))
     messages = {m["id"]: m for m in trace["messages"]}
     queued = [d for d in trace["decisions"] if d["decision"] == "queued"]
-    # the reminder two days and three hours before (moved into the 09:00 window), the after-appointment message
-    assert sorted(d["kind"] for d in queued) == ["after_appointment", "appointment_reminder", "appointment_reminder"]
+    # the reminder two days and three hours before (moved into the 09:00 window), the pre- and after-appointment messages
+    assert sorted(d["kind"] for d in queued) == ["after_appointment", "appointment_reminder", "appointment_reminder",
+                                                 "pre_appointment"]
     for decision in queued:
         day, zone = SEND_AT.search(decision["reason"]).groups()
         assert zone == "PST", decision["reason"]
