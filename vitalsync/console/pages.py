@@ -153,8 +153,14 @@ def queue_page(page: Page) -> Response:
     rows = queries.message_log(page.console.engine, where, history=False, limit=size, offset=(number - 1) * size)
     page.audit("view_queue", target=f"patient:{echo['patient']}" if echo["patient"] else "", detail=_described(echo))
     return page.render("queue.html", rows=rows, names=_names(page, (r["patient"] for r in rows)), echo=echo, total=total,
-                       number=number, pages=max(1, -(-total // size)), query=_query(echo), done=page.query.get("done"),
+                       number=number, pages=max(1, -(-total // size)), query=_query(echo), done=_done(page.query.get("done")),
                        **_choices(page))
+
+
+def _done(text: str | None) -> tuple[str, str] | None:
+    """The notice after a change (``cancel:3``, set by queue_apply's redirect); anything else shows none."""
+    verb, _, count = (text or "").partition(":")
+    return (verb, count) if verb in ("cancel", "move") and count.isascii() and count.isdigit() else None
 
 
 def _action(page: Page) -> tuple[str, datetime | None] | None:
