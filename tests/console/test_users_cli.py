@@ -10,6 +10,15 @@ from vitalsync.console.tables import StaffUser
 from vitalsync.core.clock import SystemClock
 
 
+@pytest.fixture(autouse=True)
+def logging_restored():
+    """`main` points the logs at this test's captured stderr; later tests must not write to it once closed."""
+    import structlog
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
+
+
 @pytest.fixture
 def home(write_config, tmp_path):
     password = tmp_path / "password"
