@@ -1,7 +1,7 @@
 """the audit log records where each action came from (a client's address, or the command line)
 
 Revision ID: 0006_hardening
-Revises: 0005
+Revises: 0006_writeback
 """
 
 from alembic import op
@@ -10,7 +10,7 @@ import sqlmodel
 
 
 revision = '0006_hardening'
-down_revision = '0005'
+down_revision = '0006_writeback'
 branch_labels = None
 depends_on = None
 
