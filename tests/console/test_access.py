@@ -186,3 +186,89 @@ def test_the_login_sends_back_only_to_our_own_pages(client):
         token = csrf_of(client.get("/login").text)
         response = client.post(f"/login?next={target}", data={"csrf": token, "name": "fran", "password": PASSWORD})
         assert response.headers["location"] == "/today"
+
+
+# -- issue 12, point 6: only an item on the user's list can be marked handled --------------------------
+
+def _reply_needing_staff(practice, patient: str) -> int:
+    from vitalsync.core.vocab import MessageStatus
+    from vitalsync.queue.outbox import transition
+    from vitalsync.queue.tables import Message
+    from vitalsync.status.record import record_reply
+    from vitalsync.status.tables import Reply
+    now = practice.clock.now()
+    with session(practice.engine) as db:
+        message = db.exec(select(Message).where(Message.patient_key == patient, Message.channel == "sms")).first()
+        transition(db, message, MessageStatus.SENT, at=now, source="dispatch")
+        message.sent_at, message.asks_reply = now, True
+        db.add(message)
+        record_reply(db, practice.config, "sms", message.address, "I have chest pain, call me", now)
+        db.commit()
+        return db.exec(select(Reply.id).where(Reply.patient_key == patient)).one()
+
+
+def _marks(practice) -> set[str]:
+    from vitalsync.console.tables import HandledMark
+    with session(practice.engine) as db:
+        return set(db.exec(select(HandledMark.item)))
+
+
+def test_another_locations_item_cannot_be_marked_handled(as_user, practice):
+    reply = _reply_needing_staff(practice, "1")  # patient 1: Main Street
+    client = as_user("upton")  # Uptown only
+    csrf = csrf_of(client.get("/attention").text)
+    assert client.post("/attention/handled", data={"csrf": csrf, "item": f"reply:{reply}"}).status_code == 404
+    assert _marks(practice) == set()
+    [refused] = [e for e in _audit(practice) if e.action == "refused"]
+    assert refused.target == f"reply:{reply}"
+
+
+def test_an_item_that_does_not_exist_yet_cannot_be_pre_marked(as_user, practice):
+    client = as_user("fran")
+    csrf = csrf_of(client.get("/attention").text)
+    for item in ("reply:4242", "message:4242", "message:1"):  # message 1 exists but was reached (or not sent)
+        assert client.post("/attention/handled", data={"csrf": csrf, "item": item}).status_code == 404, item
+    assert _marks(practice) == set()
+    reply = _reply_needing_staff(practice, "1")
+    assert client.post("/attention/handled", data={"csrf": csrf, "item": f"reply:{reply}"}).status_code == 303
+    assert _marks(practice) == {f"reply:{reply}"}
+
+
+def _audit(practice) -> list[AuditEntry]:
+    with session(practice.engine) as db:
+        return list(db.exec(select(AuditEntry)))
+
+
+# -- issue 12, point 12 -----------------------------------------------------------------------------
+
+def test_csv_cells_a_spreadsheet_would_run_are_quoted(as_user, practice):
+    import csv
+    import io
+
+    from vitalsync.queue.tables import Message
+    formulas = ["=HYPERLINK(\"http://x\")", "+1+2", "-2+3", "@SUM(A1)"]
+    with session(practice.engine) as db:
+        messages = db.exec(select(Message).order_by(Message.id)).all()[:len(formulas)]
+        for message, formula in zip(messages, formulas):
+            message.reason = formula
+            db.add(message)
+        db.commit()
+    rows = list(csv.DictReader(io.StringIO(as_user("fran").get("/log.csv").text)))
+    reasons = {row["reason"] for row in rows}
+    assert {"'" + formula for formula in formulas} <= reasons
+    assert not any(value.startswith(("=", "+", "-", "@")) for row in rows for value in row.values())
+
+
+def test_a_user_without_a_name_is_refused(as_user):
+    client = as_user("ada")
+    csrf = csrf_of(client.get("/users").text)
+    response = client.post("/users/add", data={"csrf": csrf, "name": "   ", "role": "front_desk",
+                                               "password": "a long enough password"})
+    assert response.status_code == 400 and "needs a name" in response.text
+
+
+def test_console_actions_record_the_client_address(as_user, practice):
+    as_user("fran").get("/today")
+    entries = _audit(practice)
+    assert {e.action for e in entries} >= {"login", "view_today"}
+    assert all(e.address == "testclient" for e in entries)  # starlette's TestClient's peer name

@@ -10,6 +10,15 @@ from vitalsync.console.tables import StaffUser
 from vitalsync.core.clock import SystemClock
 
 
+@pytest.fixture(autouse=True)
+def logging_restored():
+    """`main` points the logs at this test's captured stderr; later tests must not write to it once closed."""
+    import structlog
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
+
+
 @pytest.fixture
 def home(write_config, tmp_path):
     password = tmp_path / "password"
@@ -63,3 +72,39 @@ def test_the_added_user_can_log_in(home):
     loaded = load_config(config)
     login = authenticate(open_database(loaded), "maria", "a long enough password", SystemClock().now(), loaded.console)
     assert login.user.role == "front_desk" and login.token
+
+
+def test_adding_and_disabling_from_the_command_line_is_audited(home):
+    import getpass
+
+    from sqlmodel import select
+
+    from vitalsync.app.runtime import open_database
+    from vitalsync.console.tables import AuditEntry
+    from vitalsync.core.config import load_config
+    from vitalsync.core.db import session
+    config, password = home
+    main(["user", "add", "maria", "--config", str(config), "--password-file", str(password)])
+    main(["user", "disable", "maria", "--config", str(config)])
+    with session(open_database(load_config(config))) as db:
+        entries = db.exec(select(AuditEntry).order_by(AuditEntry.id)).all()
+    assert [(e.action, e.target, e.address) for e in entries] == [
+        ("add_user", "user:1", f"cli:{getpass.getuser()}"), ("disable_user", "user:1", f"cli:{getpass.getuser()}")]
+
+
+def test_an_empty_name_is_refused(home, capsys):
+    config, password = home
+    assert main(["user", "add", "  ", "--config", str(config), "--password-file", str(password)]) == 1
+    assert "needs a name" in capsys.readouterr().err
+
+
+def test_ctrl_d_at_the_password_prompt_is_a_clean_exit(home, capsys, monkeypatch):
+    config, _ = home
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+
+    def end_of_input(prompt=""):
+        raise EOFError
+    monkeypatch.setattr("getpass.getpass", end_of_input)
+    assert main(["user", "add", "maria", "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "no password given" in err and "Traceback" not in err

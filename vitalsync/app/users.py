@@ -1,4 +1,6 @@
-"""``vitalsync user add | list | disable`` and the demo's console login."""
+"""``vitalsync user add | list | disable`` and the demo's console login.
+
+Adding and disabling are in the audit log like the console's, from ``cli:<system user>``."""
 
 from __future__ import annotations
 
@@ -25,13 +27,24 @@ def user_command(config, args) -> int:
     if not args.name:
         raise PersonMustAct(f"vitalsync user {args.action} needs a NAME")
     if args.action == "disable":
-        accounts.disable_user(engine, args.name)
+        user = accounts.disable_user(engine, args.name)
+        accounts.record(engine, now, "disable_user", target=f"user:{user.id}", address=_cli_address())
         print(f"disabled {args.name}; their sessions are ended")
         return 0
+    if not args.name.strip():
+        raise PersonMustAct("a user needs a name (the name they log in with)")
     user = accounts.add_user(engine, args.name, args.role, _password(args), now, provider_key=args.provider,
                              locations=[k.strip() for k in args.locations.split(",") if k.strip()], email=args.email)
+    accounts.record(engine, now, "add_user", target=f"user:{user.id}", detail=user.role, address=_cli_address())
     print(f"added {user.name} ({user.role})")
     return 0
+
+
+def _cli_address() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return "cli"
 
 
 def _password(args) -> str:
@@ -43,8 +56,12 @@ def _password(args) -> str:
             raise PersonMustAct(f"cannot read a password from {args.password_file}") from None
     if not sys.stdin.isatty():
         raise PersonMustAct("no terminal to ask the password on; use --password-file FILE")
-    first = getpass.getpass("Password: ")
-    if first != getpass.getpass("Again: "):
+    try:
+        first = getpass.getpass("Password: ")
+        again = getpass.getpass("Again: ")
+    except EOFError:  # Ctrl-D at the prompt
+        raise PersonMustAct("no password given; nothing was changed") from None
+    if first != again:
         raise PersonMustAct("the two passwords differ")
     return first
 

@@ -1,7 +1,8 @@
 """The pages: Today, Message log (+ CSV), Report, Needs attention, Queue, Patient, Sync, Users.
 
 Each handler gets a :class:`~vitalsync.console.web.Page` (user, session, form) and returns a
-response; reads are paginated queries, changes are POSTs that land in the audit log.
+response; reads are paginated queries, changes are POSTs that land in the audit log. Typed values
+(days, times, page numbers) are read with :mod:`vitalsync.console.values`, whose BadValue is a 400.
 """
 
 from __future__ import annotations
@@ -9,15 +10,15 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlmodel import col, select
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from vitalsync.console import accounts, queries
+from vitalsync.console import accounts, queries, values
 from vitalsync.console.access import may_see_patient
-from vitalsync.console.attention import attention, mark_handled
+from vitalsync.console.attention import NotAnItem, attention, mark_handled
 from vitalsync.console.tables import ALERT_EVENTS, ANY_KIND, ROLES, AlertChoice, StaffUser
 from vitalsync.console.timeline import patient_page
 from vitalsync.console.today import day_bounds, today
@@ -32,17 +33,19 @@ from vitalsync.status.writeback import retry_held, write_back_state
 FILTER_KEYS = ("kind", "status", "channel", "since", "until", "patient")
 
 
-def _day(text: str | None) -> date | None:
-    try:
-        return date.fromisoformat(text) if text else None
-    except ValueError:
-        return None
+#: a cell a spreadsheet would take for a formula (OWASP "CSV injection"): written with a leading '
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _filter(page: Page, values, *, status: bool = True) -> tuple[queries.Filter, dict]:
+def _cell(value) -> str:
+    text = " ".join(map(str, value)) if isinstance(value, list) else ("" if value is None else str(value))
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def _filter(page: Page, given, *, status: bool = True) -> tuple[queries.Filter, dict]:
     """The Filter of a form or query string (dates are clinic days, 'until' inclusive) and the values to echo."""
-    echo = {key: (values.get(key) or "").strip() for key in FILTER_KEYS}
-    since, until = _day(echo["since"]), _day(echo["until"])
+    echo = {key: (given.get(key) or "").strip() for key in FILTER_KEYS}
+    since, until = values.day(echo["since"], "since"), values.day(echo["until"], "until")
     scope = page.scope
     where = queries.Filter(
         kind=echo["kind"] or None, status=(echo["status"] or None) if status else None, channel=echo["channel"] or None,
@@ -67,7 +70,7 @@ def _choices(page: Page) -> dict:
 @guarded("today")
 def today_page(page: Page) -> Response:
     local_today = page.now.astimezone(page.console.zone).date()
-    day = _day(page.query.get("day")) or local_today
+    day = values.day(page.query.get("day"), "day") or local_today
     groups = today(page.console.engine, day, page.console.zone, page.scope)
     counts: dict[str, int] = {}
     for group in groups:
@@ -82,7 +85,7 @@ def today_page(page: Page) -> Response:
 def log_page(page: Page) -> Response:
     where, echo = _filter(page, page.query)
     size = page.console.config.console.page_size
-    number = max(1, int(page.query.get("page", "1")) if page.query.get("page", "1").isdigit() else 1)
+    number = values.page_number(page.query.get("page"))
     total = queries.count(page.console.engine, where)
     rows = queries.message_log(page.console.engine, where, history=False, limit=size, offset=(number - 1) * size,
                                newest_first=True)
@@ -99,8 +102,7 @@ def log_csv(page: Page) -> Response:
     writer = csv.writer(out)
     writer.writerow(queries.LOG_COLUMNS)
     for row in rows:
-        writer.writerow([" ".join(map(str, value)) if isinstance(value, list) else ("" if value is None else value)
-                         for value in (row[c] for c in queries.LOG_COLUMNS)])
+        writer.writerow([_cell(row[c]) for c in queries.LOG_COLUMNS])
     page.audit("export_log", target=f"patient:{echo['patient']}" if echo["patient"] else "",
                detail=f"{len(rows)} rows; {_described(echo)}")
     stamp = page.now.astimezone(page.console.zone).strftime("%Y%m%d-%H%M")
@@ -110,10 +112,10 @@ def log_csv(page: Page) -> Response:
 
 @guarded("report")
 def report_page(page: Page) -> Response:
-    values = dict(page.query)
-    if "since" not in values:
-        values["since"] = (page.now.astimezone(page.console.zone).date() - timedelta(days=30)).isoformat()
-    where, echo = _filter(page, values, status=False)
+    given = dict(page.query)
+    if "since" not in given:
+        given["since"] = (page.now.astimezone(page.console.zone).date() - timedelta(days=30)).isoformat()
+    where, echo = _filter(page, given, status=False)
     rows = queries.report(page.console.engine, where)
     return page.render("report.html", rows=rows, echo=echo)
 
@@ -131,9 +133,12 @@ def attention_page(page: Page) -> Response:
 def attention_mark(page: Page) -> Response:
     item = page.form.get("item", "")
     try:
-        mark_handled(page.console.engine, item, page.user, page.now)
+        mark_handled(page.console.engine, item, page.user, page.now, page.scope)
     except ValueError:
         return Response("Not an attention item.", status_code=400)
+    except NotAnItem:
+        page.audit("refused", target=item)
+        return Response("No such item on your list.", status_code=404)
     page.audit("mark_handled", target=item)
     return RedirectResponse("/attention", status_code=303)
 
@@ -143,13 +148,19 @@ def queue_page(page: Page) -> Response:
     where, echo = _filter(page, page.query, status=False)
     where.status = MessageStatus.NOT_SENT.value
     size = page.console.config.console.page_size
-    number = max(1, int(page.query.get("page", "1")) if page.query.get("page", "1").isdigit() else 1)
+    number = values.page_number(page.query.get("page"))
     total = queries.count(page.console.engine, where)
     rows = queries.message_log(page.console.engine, where, history=False, limit=size, offset=(number - 1) * size)
     page.audit("view_queue", target=f"patient:{echo['patient']}" if echo["patient"] else "", detail=_described(echo))
     return page.render("queue.html", rows=rows, names=_names(page, (r["patient"] for r in rows)), echo=echo, total=total,
-                       number=number, pages=max(1, -(-total // size)), query=_query(echo), done=page.query.get("done"),
+                       number=number, pages=max(1, -(-total // size)), query=_query(echo), done=_done(page.query.get("done")),
                        **_choices(page))
+
+
+def _done(text: str | None) -> tuple[str, str] | None:
+    """The notice after a change (``cancel:3``, set by queue_apply's redirect); anything else shows none."""
+    verb, _, count = (text or "").partition(":")
+    return (verb, count) if verb in ("cancel", "move") and count.isascii() and count.isdigit() else None
 
 
 def _action(page: Page) -> tuple[str, datetime | None] | None:
@@ -157,11 +168,8 @@ def _action(page: Page) -> tuple[str, datetime | None] | None:
     if action == "cancel":
         return "cancel", None
     if action == "move":
-        try:
-            to = datetime.fromisoformat(page.form.get("move_to", ""))
-        except ValueError:
-            return None
-        return "move", (to if to.tzinfo else to.replace(tzinfo=page.console.zone))
+        to = values.moment(page.form.get("move_to"), "move_to", page.console.zone)
+        return ("move", to) if to else None
     return None
 
 

@@ -67,6 +67,7 @@ class AuditEntry(SQLModel, table=True):
     action: str  #: view_patient, export_log, cancel_queue, move_queue, mark_handled, login, ...
     target: str = ""  #: e.g. "patient:P123", "reply:55", "user:4"
     detail: str = ""  #: counts and filters, never names or message text
+    address: str = ""  #: where from: the client's IP address, or "cli:<system user>" for the command line
 
 
 class HandledMark(SQLModel, table=True):

@@ -3,12 +3,16 @@
     app = console_app(engine, config, clock, secret)   # serve with uvicorn (vitalsync.status.webhooks.serve)
 
 Anonymous requests are sent to the login page. Every POST must carry its form's CSRF token (the
-session's; on the login form an HMAC of a cookie nonce), else 403. Pages are server-rendered, no
-JavaScript; every response forbids framing and caching.
+session's; on the login form an HMAC of a cookie nonce), else 403. Every value a request carries
+goes through :mod:`vitalsync.console.values` (a value a page cannot use is a 400 with a message).
+Pages are server-rendered, no JavaScript. The shared web layer (:mod:`vitalsync.core.web`) wraps
+the app: body limits, security headers on every response (framing and caching forbidden; HSTS
+over https) and the trusted proxies.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -30,13 +34,14 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from vitalsync.console import accounts
+from vitalsync.console import accounts, values
 from vitalsync.console.access import may_open, scope_of
 from vitalsync.console.render import environment
 from vitalsync.console.tables import AuditEntry, StaffSession, StaffUser
 from vitalsync.core.clock import Clock
 from vitalsync.core.config import Config
 from vitalsync.core.db import session
+from vitalsync.core.web import Limits, harden
 
 log = structlog.get_logger("vitalsync.console")
 SESSION_COOKIE, LOGIN_COOKIE = "vs_session", "vs_login"
@@ -58,11 +63,13 @@ class Console:
         self.zone = ZoneInfo(self.config.schedule.timezone)
         self.templates = environment(self.zone)
         self.limiter = RateLimiter(self.config.console.login_attempts_per_minute)
+        #: argon2 takes ~64 MB a check: a burst of logins waits here (costing nothing) instead of all at once
+        self.password_checks = asyncio.Semaphore(self.config.console.password_checks_at_once)
 
-    def audit(self, user: StaffUser | None, action: str, target: str = "", detail: str = "") -> None:
+    def audit(self, user: StaffUser | None, action: str, target: str = "", detail: str = "", address: str = "") -> None:
         with session(self.engine) as db:
             db.add(AuditEntry(at=self.clock.now(), user_id=user.id if user else None, action=action, target=target,
-                              detail=detail))
+                              detail=detail, address=address))
             db.commit()
 
 
@@ -98,8 +105,12 @@ class Page:
             **values)
         return HTMLResponse(html, status_code=status)
 
+    @property
+    def address(self) -> str:
+        return client_address(self.request)
+
     def audit(self, action: str, target: str = "", detail: str = "") -> None:
-        self.console.audit(self.user, action, target, detail)
+        self.console.audit(self.user, action, target, detail, self.address)
 
 
 class RateLimiter:
@@ -120,8 +131,14 @@ class RateLimiter:
             return True
 
 
+def client_address(request: Request) -> str:
+    """The client's IP address: the peer's, or a trusted proxy's X-Forwarded-For (see core.web.harden)."""
+    return request.client.host if request.client else ""
+
+
 def guarded(page: str | None):
-    """Wrap a page handler ``fn(page: Page) -> Response``: a session, the role's access and, on POST, the CSRF token."""
+    """Wrap a page handler ``fn(page: Page) -> Response``: a session, the role's access, on POST the CSRF
+    token, and every value checked (:mod:`~vitalsync.console.values`: a BadValue anywhere is a 400)."""
     def wrap(fn):
         async def endpoint(request: Request) -> Response:
             form = await _form(request)
@@ -132,24 +149,33 @@ def guarded(page: str | None):
 
 
 def _run(request: Request, form_items: list, page: str | None, fn) -> Response:
+    try:
+        return _page(request, form_items, page, fn)
+    except values.BadValue as exc:
+        return Response(str(exc), status_code=400, media_type="text/plain")
+
+
+def _page(request: Request, form_items: list, page: str | None, fn) -> Response:
+    values.check_request([*request.query_params.multi_items(), *form_items,
+                          *((k, str(v)) for k, v in request.path_params.items())])
     form = dict(form_items)
     console: Console = request.app.state.console
     found = accounts.session_user(console.engine, request.cookies.get(SESSION_COOKIE), console.clock.now(),
                                   console.config.console)
     if found is None:
         if request.method == "POST":
-            return _secured(Response("Your session has ended; log in again.", status_code=403))
+            return Response("Your session has ended; log in again.", status_code=403)
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return _secured(RedirectResponse(f"/login?next={quote(target)}", status_code=303))
+        return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
     user, sess = found
     if request.method == "POST" and not hmac.compare_digest(form.get("csrf", ""), sess.csrf):
         log.warning("csrf_refused", user_id=user.id)
-        return _secured(Response("The form's security token is missing or stale; reload the page.", status_code=403))
+        return Response("The form's security token is missing or stale; reload the page.", status_code=403)
     view = Page(console, request, user, sess, form_items)
     if page and not may_open(user, page):
-        console.audit(user, "refused", target=page)
-        return _secured(view.render("denied.html", status=403))
-    return _secured(fn(view))
+        view.audit("refused", target=page)
+        return view.render("denied.html", status=403)
+    return fn(view)
 
 
 async def _form(request: Request) -> list[tuple[str, str]]:
@@ -159,20 +185,21 @@ async def _form(request: Request) -> list[tuple[str, str]]:
     return parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True)
 
 
-def _secured(response: Response) -> Response:
-    for name, value in HEADERS.items():
-        response.headers.setdefault(name, value)
-    return response
-
-
 def _login_token(console: Console, nonce: str) -> str:
     return hmac.new(console.secret, nonce.encode(), hashlib.sha256).hexdigest()
 
 
 async def login(request: Request) -> Response:
     console: Console = request.app.state.console
-    form = dict(await _form(request))
-    return await run_in_threadpool(_login, console, request, form)
+    form_items = await _form(request)
+    try:
+        values.check_request([*request.query_params.multi_items(), *form_items])
+    except values.BadValue as exc:
+        return Response(str(exc), status_code=400, media_type="text/plain")
+    if request.method != "POST":
+        return await run_in_threadpool(_login, console, request, dict(form_items))
+    async with console.password_checks:
+        return await run_in_threadpool(_login, console, request, dict(form_items))
 
 
 def _login(console: Console, request: Request, form: dict) -> Response:
@@ -184,13 +211,13 @@ def _login(console: Console, request: Request, form: dict) -> Response:
     if request.method == "POST":
         cookie = request.cookies.get(LOGIN_COOKIE)
         if not cookie or not hmac.compare_digest(form.get("csrf", ""), _login_token(console, cookie)):
-            return _secured(Response("The form's security token is missing or stale; reload the page.", status_code=403))
-        if not console.limiter.allow(request.client.host if request.client else "?"):
+            return Response("The form's security token is missing or stale; reload the page.", status_code=403)
+        if not console.limiter.allow(client_address(request) or "?"):
             error, status = "Too many attempts from this computer. Wait a minute and try again.", 429
         else:
             try:
                 done = accounts.authenticate(console.engine, form.get("name", ""), form.get("password", ""),
-                                             console.clock.now(), console.config.console)
+                                             console.clock.now(), console.config.console, address=client_address(request))
             except accounts.LockedOut:
                 error, status = ("Too many wrong passwords: this account is locked for "
                                  f"{console.config.console.lockout_minutes} minutes."), 403
@@ -201,13 +228,13 @@ def _login(console: Console, request: Request, form: dict) -> Response:
                 response.set_cookie(SESSION_COOKIE, done.token, max_age=console.config.console.session_minutes * 60,
                                     httponly=True, secure=console.config.console.secure_cookies, samesite="strict")
                 response.delete_cookie(LOGIN_COOKIE)
-                return _secured(response)
+                return response
     html = console.templates.get_template("login.html").render(
         user=None, csrf=_login_token(console, nonce), error=error, next=target, path="/login", may_open=lambda p: False)
     response = HTMLResponse(html, status_code=status)
     response.set_cookie(LOGIN_COOKIE, nonce, max_age=3600, httponly=True,
                         secure=console.config.console.secure_cookies, samesite="strict")
-    return _secured(response)
+    return response
 
 
 @guarded(None)
@@ -218,7 +245,8 @@ def logout(page: Page) -> Response:
     return response
 
 
-def console_app(engine: Engine, config: Config, clock: Clock, secret: str) -> Starlette:
+def console_app(engine: Engine, config: Config, clock: Clock, secret: str):
+    """The console as an ASGI app, behind the shared web layer (body limit, headers, trusted proxies)."""
     from vitalsync.console import kinds_page, pages
 
     routes = [
@@ -231,4 +259,6 @@ def console_app(engine: Engine, config: Config, clock: Clock, secret: str) -> St
     ]
     app = Starlette(routes=routes)
     app.state.console = Console(engine, config, clock, secret.encode())
-    return app
+    settings = config.console
+    return harden(app, Limits(max_body=settings.max_body_bytes, trusted_proxies=tuple(settings.trusted_proxies),
+                              https=settings.public_url.startswith("https://")), HEADERS)

@@ -7,6 +7,7 @@ these models (``vitalsync config example``), so every field carries a descriptio
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from datetime import date, time
@@ -226,6 +227,9 @@ class WebhooksConfig(Section):
 
     listen: str = Field("127.0.0.1:8088", description="host:port the webhook receiver listens on.")
     public_url: str = Field("", description="The address providers call, as they see it (https://...); signatures cover it.")
+    max_body_bytes: int = Field(1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024, description=(
+        "Largest request body accepted, in bytes; a larger one gets 413 before it is read. Twilio's "
+        "callbacks are a few KB; SendGrid's event batches reach 768 KB."))
 
     _check_listen = field_validator("listen")(values.listen)
     _check_url = field_validator("public_url")(values.public_url)
@@ -253,6 +257,25 @@ class ConsoleConfig(Section):
     public_url: str = Field("", description=(
         "The console's address as staff open it (https://...), for links in alert emails; empty: no links."))
     summary_at: time = Field(time(7, 30), description="When the daily summary email goes out, clinic time.")
+    trusted_proxies: list[str] = Field([], description=(
+        "Addresses or networks of the TLS proxies in front of the console (e.g. [\"127.0.0.1\"] or "
+        "[\"10.0.0.0/24\"]). Only from these are X-Forwarded-For (the client's address, for the login "
+        "rate limit and the audit log) and X-Forwarded-Proto believed; empty: from nobody."))
+    max_body_bytes: int = Field(64 * 1024, ge=4 * 1024, le=16 * 1024 * 1024, description=(
+        "Largest request body accepted, in bytes (the console's forms are small); larger gets 413 before it is read."))
+    password_checks_at_once: int = Field(2, ge=1, le=64, description=(
+        "Password checks run at the same time; more logins wait their turn. Each check takes ~64 MB for a "
+        "moment (argon2), so this bounds the memory a burst of logins can take."))
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                ipaddress.ip_network(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not an IP address or network (e.g. '10.0.0.5' or '10.0.0.0/24')") from None
+        return values
 
     _check_listen = field_validator("listen")(values.listen)
     _check_url = field_validator("public_url")(values.public_url)

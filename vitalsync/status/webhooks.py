@@ -15,15 +15,12 @@ SendGrid event ids seen lately are also skipped (in memory, per process).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
-import time
 from collections import OrderedDict
 from datetime import timedelta
 
 import structlog
-import uvicorn
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -34,6 +31,7 @@ from starlette.routing import Route
 from vitalsync.core.clock import Clock
 from vitalsync.core.config import Config
 from vitalsync.core.db import is_sqlite, session
+from vitalsync.core.web import Limits, Served, harden, run_loop, serve  # noqa: F401  (serve, run_loop: re-exported)
 from vitalsync.core.vocab import MessageStatus
 from vitalsync.rules.kinds import MessageKind, load_kinds
 from vitalsync.status import webhook_twilio as tw
@@ -45,6 +43,8 @@ log = structlog.get_logger("vitalsync.webhooks")
 MAX_SENDGRID_BATCH = 4 * 1024 * 1024  #: SendGrid batches by count and size; far below this in practice
 WRITERS = 3  #: PostgreSQL: delivery groups written at once (SQLite has one writer)
 SEEN_EVENTS = 50_000  #: SendGrid event ids remembered to skip repeats
+HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+           "Cache-Control": "no-store", "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'"}
 
 
 class SeenEvents:
@@ -138,59 +138,14 @@ def webhook_app(engine: Engine, config: Config, clock: Clock, *, twilio_auth_tok
     def twilio(handler):
         return lambda request: handler(hooks, request)
 
-    return Starlette(routes=[
+    app = Starlette(routes=[
         route("/webhooks/twilio/sms/status", twilio(tw.sms_status)),
         route("/webhooks/twilio/sms/inbound", twilio(tw.sms_inbound)),
         route("/webhooks/twilio/voice/status", twilio(tw.voice_status)),
         route(tw.GATHER_PATH, twilio(tw.voice_gather)),
         route("/webhooks/sendgrid/events", sendgrid_events),
     ])
-
-
-class Served:
-    """A uvicorn server running in a background thread."""
-
-    def __init__(self, server: uvicorn.Server, thread: threading.Thread) -> None:
-        self.server, self.thread = server, thread
-
-    @property
-    def port(self) -> int:
-        return self.server.servers[0].sockets[0].getsockname()[1]
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.server.config.host}:{self.port}"
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout)
-
-
-def serve(app, host: str = "127.0.0.1", port: int = 0, *, timeout: float = 10.0) -> Served:
-    """Start uvicorn on ``host:port`` (0: any free port) in a daemon thread; return once it listens."""
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                                           lifespan="off"))
-    thread = threading.Thread(target=lambda: run_loop(server.serve()), name="vitalsync-webhooks", daemon=True)
-    thread.start()
-    end = time.monotonic() + timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > end:
-            server.should_exit = True
-            raise RuntimeError(f"the webhook receiver did not start on {host}:{port}")
-        time.sleep(0.01)
-    return Served(server, thread)
-
-
-def run_loop(main) -> None:
-    """``asyncio.run`` on uvloop's event loop where it is installed (Linux and macOS): its C loop and
-    transports roughly halve the event loop's share of each request (bench/dispatch's webhooks step)."""
-    try:
-        import uvloop
-    except ImportError:  # e.g. Windows: the standard loop
-        asyncio.run(main)
-        return
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(main)
+    return harden(app, Limits(max_body=config.webhooks.max_body_bytes), HEADERS)
 
 
 def stop(served: Served) -> None:
