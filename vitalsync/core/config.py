@@ -25,6 +25,7 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 STOCK_KINDS = [
     "appointment_reminder", "appointment_moved", "appointment_cancellation", "pre_appointment",
     "after_appointment", "recall", "product_pickup",
+    "office_closed",  # manual: sends only when staff start a group send, so enabling it is safe
 ]
 
 
@@ -145,7 +146,9 @@ class MessageKindsConfig(Section):
 
     directory: Path | None = Field(None, description=(
         "A folder of site kinds (TOML); a file there replaces the stock kind of the same name."))
-    enabled: list[str] = Field(STOCK_KINDS, description="Kinds to plan, by file name.")
+    enabled: list[str] = Field(STOCK_KINDS, description=(
+        "Kinds to plan, by file name. A kind with trigger = \"manual\" (office_closed) is never planned: "
+        "it sends only when staff start a group send (console: Send to a group; `vitalsync send`)."))
 
 
 class ClinicConfig(Section):
