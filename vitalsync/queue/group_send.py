@@ -147,6 +147,8 @@ class _Rows:
 
 def _plan(db: Session, kind: MessageKind, config: Config, where: GroupFilter, now: datetime) -> tuple[GroupPlan, _Rows]:
     locations = {row.key: row for row in db.exec(select(Location))}
+    providers = {p.key: p for p in db.exec(select(Provider))}
+    _known(where, locations, providers)
     windows = {key: base_window(config, key, row.timezone) for key, row in locations.items()}
     windows[""] = base_window(config)
     appointments = [a for a in _candidates(db, where) if kind.filters.matches(a)
@@ -167,8 +169,16 @@ def _plan(db: Session, kind: MessageKind, config: Config, where: GroupFilter, no
                     patients=patients, locations=locations, appointments={a.key: a for a in appointments},
                     opt_outs=opt_outs)
     plan = plan_group(kind, appointments, snap, sent)
-    providers = {p.key: p for p in db.exec(select(Provider))}
     return plan, _Rows(snap.appointments, patients, locations, providers)
+
+
+def _known(where: GroupFilter, locations: dict, providers: dict) -> None:
+    """A typo in a key would find no appointment and look like a quiet day: say so instead."""
+    for key in where.locations:
+        if key not in locations:
+            raise PersonMustAct(f"unknown location {key!r} (locations: {', '.join(sorted(locations)) or 'none synced yet'})")
+    if where.provider and where.provider not in providers:
+        raise PersonMustAct(f"unknown provider {where.provider!r} (providers: {', '.join(sorted(providers)) or 'none synced yet'})")
 
 
 def _candidates(db: Session, where: GroupFilter) -> list[Appointment]:
