@@ -195,3 +195,37 @@ def test_only_an_enabled_manual_kind_can_be_group_sent(practice):
     with pytest.raises(PersonMustAct, match="manual kinds: office_closed"):
         start(practice, GroupFilter("holiday", TUESDAY))
     assert counts(practice)[2] == 0
+
+
+# --- the command line: vitalsync send -----------------------------------------------------------
+
+
+def cli_send(runtime, capsys, *extra: str) -> tuple[int, str]:
+    from vitalsync.app.send import send
+    from vitalsync.cli import parser
+    args = parser().parse_args(["send", "--kind", "office_closed", "--date", "2026-03-03", *extra])
+    code = send(runtime, args)
+    return code, capsys.readouterr().out
+
+
+def test_the_cli_dry_run_prints_the_count_and_three_examples_and_writes_nothing(practice, capsys):
+    before = counts(practice)
+    code, out = cli_send(practice, capsys, "--dry-run")
+    assert code == 0 and counts(practice) == before
+    assert out.startswith("kind=office_closed date=2026-03-03: 6 appointments\n  to send:  4 messages\n  skipped:  1\n")
+    assert "1 × no usable contact (sms: opted out; email: no email address; voice: opted out)" in out
+    assert out.count("\nExample ") == 3 and "Example 3 (sms, en, 2 appointments)" in out
+    assert out.rstrip().endswith("dry run: nothing queued")
+
+
+def test_the_cli_queues_only_with_yes_when_not_on_a_terminal(practice, capsys):
+    code, out = cli_send(practice, capsys, "--location", "main")
+    assert code == 1 and counts(practice)[0] == 0
+    code, out = cli_send(practice, capsys, "--location", "main", "--yes")
+    assert code == 0 and "group send 1: queued 3 messages (0 already sent, 1 skipped)" in out
+    code, out = cli_send(practice, capsys, "--yes")
+    assert code == 0 and "to send:  1 messages" in out and "already sent by an earlier group send: 4" in out
+    assert len(closed_messages(practice)) == 4
+    with session(practice.engine) as db:
+        assert [(g.started_by, g.locations, g.queued) for g in db.exec(select(GroupSend).order_by(GroupSend.id))] == [
+            ("cli", "main", 3), ("cli", "", 1)]

@@ -95,7 +95,7 @@ def preview(engine: Engine, kinds: dict[str, MessageKind], config: Config, where
     kind = manual_kind(kinds, where.kind)
     with session(engine) as db:
         plan, rows = _plan(db, kind, config, where, now)
-        shown = [_example(kind, config, planned, rows) for planned in plan.messages[:examples]]
+        shown = [_example(kind, config, planned, rows) for planned in _varied(plan.messages, examples)]
     reasons: dict[str, int] = {}
     for note in plan.notes:
         if note.decision == "skipped":
@@ -220,6 +220,19 @@ def _write(db: Session, group: GroupSend, plan: GroupPlan, now: datetime) -> Non
         decide(db, key=f"{note.key}|group{group.id}", at=now, kind=note.kind, decision=note.decision,
                reason=f"{named}: {note.reason}", appointment_key=note.appointment_key, patient_key=note.patient_key,
                channel=note.channel, message_id=ids.get(note.message_key or ""))
+
+
+def _varied(messages: list[PlannedMessage], number: int) -> list[PlannedMessage]:
+    """``number`` messages, each channel, language and family message first: what staff should see before sending."""
+    chosen, seen = [], set()
+    for message in messages:
+        trait = (message.channel, message.language, len(message.targets) > 1)
+        if trait not in seen:
+            chosen.append(message)
+            seen.add(trait)
+    chosen += [message for message in messages if message not in chosen]
+    picked = chosen[:number]
+    return [message for message in messages if message in picked]
 
 
 def _example(kind: MessageKind, config: Config, planned: PlannedMessage, rows: _Rows) -> Example:
