@@ -17,7 +17,7 @@ from starlette.routing import Route
 from vitalsync.console.tables import StaffUser
 from vitalsync.console.web import Page, guarded
 from vitalsync.core.db import session
-from vitalsync.core.errors import PersonMustAct
+from vitalsync.core.errors import PersonMustAct, RetryLater
 from vitalsync.mirror.tables import Appointment, Location, Provider
 from vitalsync.queue import group_send
 from vitalsync.queue.group_send import GroupFilter
@@ -103,8 +103,11 @@ def send_apply(page: Page) -> Response:
         return _form(page, status=400, error=str(exc), echo={key: page.form.get(key, "") for key in FIELDS})
     if page.form.get("expected") != str(len(shown.plan.messages)):  # sent, synced or planned since the preview
         return _preview(page, status=409, changed=True)
-    group, _plan = group_send.start(page.console.engine, _kinds(page), page.console.config, where, page.now,
-                                    started_by="console", user_id=page.user.id)
+    try:
+        group, _plan = group_send.start(page.console.engine, _kinds(page), page.console.config, where, page.now,
+                                        started_by="console", user_id=page.user.id)
+    except RetryLater:  # another send queued some of these at the same moment: show what is left
+        return _preview(page, status=409, changed=True)
     page.audit("group_send", target=f"group_send:{group.id}", detail=f"{group.queued} messages; {where.described()}")
     return RedirectResponse(f"/send?done={group.id}", status_code=303)
 

@@ -113,12 +113,13 @@ def start(engine: Engine, kinds: dict[str, MessageKind], config: Config, where: 
                           locations=" ".join(where.locations), provider=where.provider,
                           appointment_type=where.appointment_type, matched=plan.matched, queued=len(plan.messages),
                           skipped=plan.skipped, already=plan.already)
-        db.add(group)
-        db.flush()
-        _write(db, group, plan, now)
         try:
+            db.add(group)
+            db.flush()
+            _write(db, group, plan, now)
             db.commit()
         except IntegrityError:  # the same messages queued by a send started at the same moment
+            db.rollback()
             raise RetryLater("another group send to these appointments was queued at the same moment; "
                              "start it again to see what is left") from None
         db.refresh(group)
