@@ -119,6 +119,14 @@ def test_a_group_send_queues_one_message_per_address_and_records_who_when_and_wh
                                      "detail": "group send 1 started by cli"}
 
 
+def test_a_family_booked_at_two_locations_gets_one_message_per_location(practice):
+    practice.connector.change("a6", location_key="up", provider_key="south")
+    practice.sync_once()
+    start(practice)
+    rows = closed_messages(practice)
+    assert sorted(tuple(r["appointments"]) for r in rows) == [("a1",), ("a2",), ("a3",), ("a5",), ("a6",)]
+
+
 def test_each_appointments_decision_trace_names_the_group_send(practice):
     start(practice)
     queued = why(practice.engine, "a1")["decisions"]

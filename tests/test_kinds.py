@@ -91,6 +91,17 @@ def test_every_stock_kind_renders_on_every_channel_in_english_and_spanish(name, 
             assert ("Reply C to confirm" if language == "en" else "Responda SI para confirmar") in rendered.body
 
 
+@pytest.mark.parametrize("language", ["en", "es"])
+@pytest.mark.parametrize("family", [False, True])
+def test_no_stock_kind_runs_two_sentences_together(language, family):
+    """A block tag eats the line break after it; the next sentence must still start after a space."""
+    members = ((ANA, START), (LUIS, START + timedelta(minutes=30))) if family else ((ANA, START),)
+    for name, kind in load_kinds(STOCK_KINDS).items():
+        for channel in kind.channels:
+            body = render(kind, channel, language, context(language, members)).body
+            assert not re.search(r"[a-z)][.!?][A-ZÁÉÍÓÚ¿¡]", body), (name, channel, body)
+
+
 def test_dates_and_times_are_local_and_in_the_patients_language():
     en, es = context("en")["appointment"], context("es")["appointment"]
     assert (en["date"], en["time"], en["weekday"]) == ("Tuesday, November 24", "9:30 AM", "Tuesday")

@@ -85,13 +85,15 @@ def _covered(appointment: Appointment, offset: timedelta, sent: list[Sent]) -> b
 
 def _by_address(kind: MessageKind, wants: list[_Want], snap: Snapshot):
     """One group per message: each want alone, or, when the kind groups families, every want to
-    the same address on the same day and offset together."""
+    the same address for the same day and location together."""
     if not kind.group_family:
         yield from ([w] for w in wants)
         return
     groups: dict[tuple, list[_Want]] = defaultdict(list)
     for want in wants:
-        groups[(want.offset, want.recipient.channel, want.recipient.address, _day(want.appointment, snap))].append(want)
+        # per location too: the message names one place ("our Main Street office is closed")
+        groups[(want.offset, want.recipient.channel, want.recipient.address, _day(want.appointment, snap),
+                want.appointment.location_key)].append(want)
     yield from groups.values()
 
 
