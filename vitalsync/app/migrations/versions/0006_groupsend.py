@@ -1,7 +1,7 @@
 """group sends: who started which manual kind's send to which appointments, and how many it queued
 
 Revision ID: 0006_groupsend
-Revises: 0005
+Revises: 0006_writeback
 """
 
 from alembic import op
@@ -11,7 +11,7 @@ import vitalsync.core.db
 
 
 revision = '0006_groupsend'
-down_revision = '0005'
+down_revision = '0006_writeback'
 branch_labels = None
 depends_on = None
 
