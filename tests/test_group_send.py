@@ -191,6 +191,19 @@ def test_dispatch_sends_them_like_any_message(practice):
     assert statuses[("a3",)] == ("cancelled", "appointment cancelled since planning")
 
 
+def test_the_frequency_cap_never_holds_a_closure_notice_back(practice):
+    """Ann had her one text of the day an hour ago; the office-closed notice still goes today."""
+    with session(practice.engine) as db:
+        db.add(Message(key="recall|r1|-20160m|2026-03-16", kind="recall", channel="sms", address="+12125550001",
+                       patient_key="1", send_at=at(2, 9), status=MessageStatus.RECEIVED, status_at=at(2, 9),
+                       created_at=at(2, 9), sent_at=at(2, 9)))
+        db.commit()
+    start(practice)
+    while practice.dispatch_once().claimed:
+        pass
+    assert any(o.to == "+12125550001" and "closed" in o.body for o in practice.sender.sent)
+
+
 def test_outside_the_send_window_the_messages_wait_for_it(practice):
     practice.clock.set(at(2, 21))
     start(practice)

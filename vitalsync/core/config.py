@@ -76,9 +76,10 @@ class ScheduleConfig(Section):
         "Channels the cap applies to (1 a day and 3 a week for texts and calls fit the US healthcare exemption)."))
     cap_exempt: list[str] = Field([
         "appointment_reminder", "appointment_moved", "appointment_cancellation", "pre_appointment",
-        "after_appointment"], description=(
+        "after_appointment", "office_closed"], description=(
         "Kinds that count toward the cap but are never deferred or skipped by it (by default the "
-        "appointment kinds: the cap holds back recalls and pick-up notices)."))
+        "appointment kinds, the office-closed group send among them: a closure notice held to the next "
+        "day would come too late; the cap holds back recalls and pick-up notices)."))
     priority: list[str] = Field([
         "appointment_cancellation", "appointment_moved", "appointment_reminder", "pre_appointment",
         "after_appointment", "product_pickup", "recall"], description=(
