@@ -33,7 +33,8 @@ DAYS, SEED, START = 2, 3, "2026-11-26"
 STATUSES = {"not_sent", "sent", "received", "not_received", "confirmed", "declined", "cancelled", "skipped", "failed"}
 LOG_FIELDS = {"id", "kind", "channel", "address", "language", "status", "patient", "appointments", "answers", "send_at", "sent_at", "status_at",
               "attempts", "reason", "history"}
-SUBCOMMANDS = ["demo", "run", "sync", "plan", "dispatch", "log", "report", "why", "queue", "check", "config", "user"]
+SUBCOMMANDS = ["demo", "run", "sync", "plan", "dispatch", "log", "report", "why", "queue", "send", "check", "config",
+               "user"]
 ENV = {k: v for k, v in os.environ.items()
        if k not in ("VITALSYNC_CONFIG", "VITALSYNC_DATABASE_PASSWORD", "CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET",
                     "WATCHDOG_USEC", "WATCHDOG_PID")}
@@ -233,6 +234,35 @@ def test_sync_prints_its_report_and_check_shows_the_last_one(home_copy):
     assert re.search(r"^full\s+ok\s+[1-9]\d*\s", report, re.MULTILINE), report
     check = ok(vitalsync("check", "--config", config)).stdout
     assert re.search(r"^OK\s+last sync: full ok at .*: [1-9][\d,]* rows read", check, re.MULTILINE), check
+
+
+def test_the_demo_front_desk_sends_the_office_closed_notice_to_a_day_once(config, log_rows):
+    closed = [row for row in log_rows if row["kind"] == "office_closed"]
+    assert len(closed) >= 5, "the demo's group send queued too few messages"
+    assert {row["history"][0]["detail"] for row in closed} == {"group send 1 started by demo"}
+    assert sum(row["status"] in ("sent", "received", "not_received") for row in closed) >= len(closed) // 2
+    why = as_json(vitalsync("why", "--config", config, "--appointment", closed[0]["appointments"][0], "--format", "json"))
+    assert any(d["kind"] == "office_closed" and d["reason"].startswith("group send 1: ") for d in why[0]["decisions"])
+
+
+def _rows(db: Path, table: str) -> int:
+    with sqlite3.connect(db) as connection:
+        return connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def test_send_dry_run_writes_nothing_and_a_send_needs_yes_off_a_terminal(home_copy):
+    config, db = str(home_copy / "config.toml"), home_copy / "vitalsync.db"
+    before = [_rows(db, table) for table in ("message", "decision", "group_send")]
+    day = ("--kind", "office_closed", "--date", "2026-11-30", "--config", config)
+    dry = ok(vitalsync("send", *day, "--dry-run")).stdout
+    assert re.match(r"kind=office_closed date=2026-11-30: \d+ appointments\n", dry), dry
+    assert dry.rstrip().endswith("dry run: nothing queued")
+    asked = vitalsync("send", *day, "--location", "1")
+    assert asked.returncode in (0, 1) and [_rows(db, t) for t in ("message", "decision", "group_send")] == before
+    bad = vitalsync("send", "--kind", "office_closed", "--date", "30/11/2026", "--config", config)
+    assert bad.returncode == 2 and "is not a date: write YYYY-MM-DD" in bad.stderr
+    wrong = vitalsync("send", "--kind", "recall", "--date", "2026-11-30", "--config", config)
+    assert wrong.returncode == 1 and "a group send needs a manual kind (office_closed)" in wrong.stderr
 
 
 def test_help_lists_every_subcommand():

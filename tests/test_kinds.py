@@ -61,13 +61,20 @@ def load_error(tmp_path: Path, text: str, name: str = "custom") -> str:
     return str(caught.value)
 
 
-def test_all_seven_stock_kinds_load():
+def test_every_stock_kind_loads():
     kinds = load_kinds(STOCK_KINDS)
     assert sorted(kinds) == sorted(STOCK_KINDS)
     assert kinds["appointment_reminder"].offsets == [timedelta(days=-2), timedelta(hours=-3)]
     assert kinds["appointment_reminder"].group_family
     assert kinds["appointment_cancellation"].filters.statuses == [AppointmentStatus.CANCELLED]
     assert kinds["product_pickup"].trigger is Trigger.PICKUP_READY
+    assert kinds["office_closed"].trigger is Trigger.MANUAL
+
+
+def test_a_manual_kind_cannot_go_before_staff_start_it(tmp_path):
+    text = MINIMAL.replace('trigger = "appointment_start"', 'trigger = "manual"')
+    assert "a manual kind's offsets count from the moment staff start" in load_error(tmp_path, text)
+    assert load_kinds(["custom"], site_kind(tmp_path, text.replace('"-1d"', '"0m"')))["custom"].trigger is Trigger.MANUAL
 
 
 @pytest.mark.parametrize("language", ["en", "es"])
@@ -82,6 +89,17 @@ def test_every_stock_kind_renders_on_every_channel_in_english_and_spanish(name, 
         assert (rendered.subject is not None) is (channel is Channel.EMAIL)
         if kind.asks_reply and channel is Channel.SMS:
             assert ("Reply C to confirm" if language == "en" else "Responda SI para confirmar") in rendered.body
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+@pytest.mark.parametrize("family", [False, True])
+def test_no_stock_kind_runs_two_sentences_together(language, family):
+    """A block tag eats the line break after it; the next sentence must still start after a space."""
+    members = ((ANA, START), (LUIS, START + timedelta(minutes=30))) if family else ((ANA, START),)
+    for name, kind in load_kinds(STOCK_KINDS).items():
+        for channel in kind.channels:
+            body = render(kind, channel, language, context(language, members)).body
+            assert not re.search(r"[a-z)][.!?][A-ZÁÉÍÓÚ¿¡]", body), (name, channel, body)
 
 
 def test_dates_and_times_are_local_and_in_the_patients_language():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from vitalsync import __version__
@@ -77,6 +77,14 @@ def parser() -> argparse.ArgumentParser:
     why = command("why", "The decision trace of one appointment: why it got which messages, or none.")
     why.add_argument("--appointment", required=True, help="the PMS appointment key")
     why.add_argument("--format", choices=["table", "json"], default="table")
+    send = command("send", "Group send: a manual message kind (e.g. office_closed) to the appointments of one day.")
+    send.add_argument("--kind", required=True, help="a manual message kind (trigger = \"manual\"), e.g. office_closed")
+    send.add_argument("--date", required=True, type=_day, help="the appointments' day, YYYY-MM-DD (clinic time)")
+    send.add_argument("--location", action="append", default=[], help="only this location (PMS key); repeat for several")
+    send.add_argument("--provider", default="", help="only this provider's appointments (PMS key)")
+    send.add_argument("--type", default="", help="only this appointment type")
+    send.add_argument("--dry-run", action="store_true", help="show the count and three rendered examples; queue nothing")
+    send.add_argument("--yes", action="store_true", help="queue without asking (needed when not on a terminal)")
     command("check", "Check the config, database, connector, message kinds and templates.")
     user = command("user", "Staff accounts of the console: add, list, disable.")
     user.allow_abbrev = False  # `--password X` must be an error, not an abbreviation of --password-file
@@ -92,6 +100,13 @@ def parser() -> argparse.ArgumentParser:
     config = command("config", "Configuration helpers.")
     config.add_argument("action", choices=["example"], help="example: print a config with every key described")
     return top
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date: write YYYY-MM-DD, such as 2026-03-03") from None
 
 
 def _when(text: str) -> datetime:

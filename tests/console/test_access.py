@@ -13,7 +13,7 @@ from tests.console.conftest import PASSWORD, csrf_of, log_in
 from vitalsync.console.tables import AuditEntry, StaffSession, StaffUser
 from vitalsync.core.db import session
 
-PAGES = ["/today", "/log", "/log.csv", "/report", "/attention", "/queue", "/sync", "/users", "/patient/1", "/kinds"]
+PAGES = ["/today", "/log", "/log.csv", "/report", "/attention", "/queue", "/send", "/sync", "/users", "/patient/1", "/kinds"]
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -72,6 +72,14 @@ def test_a_provider_cannot_open_the_queue(as_user):
     assert as_user("nora").get("/queue").status_code == 403
 
 
+def test_a_provider_cannot_send_to_a_group(as_user):
+    client = as_user("nora")
+    assert client.get("/send").status_code == 403
+    token = csrf_of(client.get("/today").text)
+    refused = client.post("/send/apply", data={"csrf": token, "kind": "office_closed", "day": "2026-03-03", "expected": "2"})
+    assert refused.status_code == 403
+
+
 def test_a_location_bound_user_sees_only_that_location(as_user):
     client = as_user("upton")
     assert client.get("/patient/1").status_code == 403
@@ -102,6 +110,8 @@ def test_an_admin_adds_and_disables_a_user(as_user, practice):
 
 
 @pytest.mark.parametrize("path,data", [("/attention/handled", {"item": "message:1"}), ("/queue/apply", {"action": "cancel"}),
+                                       ("/send/preview", {"kind": "office_closed", "day": "2026-03-03"}),
+                                       ("/send/apply", {"kind": "office_closed", "day": "2026-03-03", "expected": "3"}),
                                        ("/users/add", {"name": "x", "role": "admin", "password": PASSWORD}),
                                        ("/logout", {})])
 def test_a_form_posted_without_its_csrf_token_is_refused(as_user, path, data):

@@ -1,7 +1,8 @@
 """The console in a real headless Chromium (Debian's, driven by Playwright) over the demo practice.
 
-A front-desk user logs in, filters the log, exports it as CSV, marks a reply handled, and cancels
-a queued message and sees it cancelled on the queue, the log and the patient page. Each page is
+A front-desk user logs in, filters the log, exports it as CSV, marks a reply handled, cancels
+a queued message and sees it cancelled on the queue, the log and the patient page, and sends the
+office-closed notice to a day's appointments. Each page is
 saved as a screenshot in tests/console/artifacts/ (gitignored; CI keeps it as an artifact).
 Without /usr/bin/chromium these tests skip, except in CI, where they fail.
 """
@@ -85,7 +86,8 @@ def test_an_anonymous_visitor_gets_the_login_page(browser, console):
 def test_every_page_renders_after_login(page):
     for path, name, heading in (("/today", "today", "Today"), ("/log", "log", "Message log"), ("/report", "report", "Report"),
                                 ("/attention", "attention", "Needs attention"), ("/queue", "queue", "Queue"),
-                                ("/sync", "sync", "Sync"), ("/users", "users", "Users"), ("/kinds", "kinds", "Message kinds")):
+                                ("/send", "send", "Send to a group"), ("/sync", "sync", "Sync"), ("/users", "users", "Users"),
+                                ("/kinds", "kinds", "Message kinds")):
         page.goto(path)
         assert heading in page.inner_text("h1")
         shot(page, name)
@@ -161,3 +163,20 @@ def test_cancel_a_queued_message_and_see_it_everywhere(page):
     assert page.inner_text(f"table.messages #message-{message_id} td:nth-child(5)") == "cancelled"
     assert "cancelled by desk (console)" in page.inner_text("ol.timeline")
     shot(page, "patient-after-cancel")
+
+
+def test_send_to_a_group(page):
+    page.goto("/send")
+    demo = page.locator("#group-send-1")  # the demo's front desk announced a closure at one location
+    assert "demo" in demo.inner_text() and "office closed" in demo.inner_text()
+    day = demo.locator("td:nth-child(5)").inner_text()
+    page.fill("form[action='/send/preview'] input[name=day]", day)
+    page.click("form[action='/send/preview'] button[type=submit]")
+    queued = int(page.inner_text("#queued"))
+    assert queued > 0 and int(page.inner_text("#already")) > 0  # the other location's; the demo's are sent
+    assert page.locator("figure.example").count() == min(3, queued)
+    shot(page, "send-preview")
+    page.click("form[action='/send/apply'] button[type=submit]")
+    assert "Group send 2 queued" in page.inner_text("p.notice")
+    assert "desk" in page.inner_text("#group-send-2")
+    shot(page, "send-after")

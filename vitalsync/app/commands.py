@@ -177,5 +177,10 @@ def queue(runtime, args) -> int:
     return 0
 
 
+def send(runtime, args) -> int:
+    from vitalsync.app.send import send as group_send
+    return group_send(runtime, args)
+
+
 COMMANDS = {"run": run, "sync": sync, "plan": plan, "dispatch": dispatch_due, "log": log, "report": report,
-            "why": why, "queue": queue}
+            "why": why, "queue": queue, "send": send}

@@ -16,8 +16,10 @@ from vitalsync.core.clock import VirtualClock
 from vitalsync.core.config import load_config
 from vitalsync.core.db import session
 from vitalsync.core.errors import PersonMustAct, SyncHeld
-from vitalsync.core.vocab import DecisionKind
-from vitalsync.mirror.tables import Recall
+from vitalsync.core.vocab import AppointmentStatus, DecisionKind
+from vitalsync.mirror.tables import Appointment, Recall
+from vitalsync.queue import group_send
+from vitalsync.queue.group_send import GroupFilter
 from vitalsync.queue.tables import Decision, Message
 
 STEP = timedelta(minutes=15)
@@ -105,6 +107,7 @@ def run_demo(home: Path | None, days: int, seed: int, start: date | None = None,
     end = clock.now() + timedelta(days=days)
     steps = int(timedelta(days=days) / STEP)
     full_at = config.daemon.full_sync_at
+    closure_day = min(1, days - 1)  #: the day the front desk announces a closure (a group send)
     for step in range(steps):
         local = clock.now().astimezone(zone)
         if step == 0 or (local.hour, local.minute) == (full_at.hour, full_at.minute):
@@ -113,6 +116,8 @@ def run_demo(home: Path | None, days: int, seed: int, start: date | None = None,
             _sync(runtime, full=False)
         if local.minute == 0:
             runtime.plan_once()
+        if local.date() == start + timedelta(days=closure_day) and (local.hour, local.minute) == (10, 0):
+            announce_closure(runtime, zone)
         while runtime.dispatch_once().claimed >= config.daemon.batch_size:
             pass
         runtime.status_once()
@@ -122,6 +127,22 @@ def run_demo(home: Path | None, days: int, seed: int, start: date | None = None,
     clock.set(end)
     runtime.status_once()
     return DemoResult(config_path.parent, config_path, start, days, runtime)
+
+
+def announce_closure(runtime: Runtime, zone: ZoneInfo) -> None:
+    """The front desk's group send: "the office is closed" to everyone booked at the first location on
+    its next day with appointments (recorded as started by "demo")."""
+    if "office_closed" not in runtime.kinds:
+        return
+    tomorrow = datetime.combine(runtime.clock.now().astimezone(zone).date() + timedelta(days=1), time(0), zone)
+    with session(runtime.engine) as db:
+        first = db.exec(select(Appointment).where(Appointment.start >= tomorrow,
+                                                  Appointment.status == AppointmentStatus.SCHEDULED)
+                        .order_by(Appointment.location_key, Appointment.start).limit(1)).first()
+    if first is None:
+        return
+    where = GroupFilter(kind="office_closed", day=first.start.astimezone(zone).date(), locations=(first.location_key,))
+    group_send.start(runtime.engine, runtime.kinds, runtime.config, where, runtime.clock.now(), started_by="demo")
 
 
 def _sync(runtime: Runtime, full: bool) -> None:

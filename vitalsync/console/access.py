@@ -1,6 +1,6 @@
 """Who may do what: roles give pages, locations and a provider key narrow the rows.
 
-admin: the users page and everything else; front_desk: every page but users; provider: today,
+admin: the users page and everything else; front_desk: every page but users (group sends too); provider: today,
 the log and the patient page, only for their own patients. Everyone sets their own alerts.
 """
 
@@ -15,7 +15,7 @@ from vitalsync.console.tables import StaffUser
 from vitalsync.core.db import session
 from vitalsync.mirror.tables import Appointment
 
-FRONT_DESK = frozenset({"today", "log", "report", "attention", "queue", "patient", "sync", "alerts", "kinds"})
+FRONT_DESK = frozenset({"today", "log", "report", "attention", "queue", "send", "patient", "sync", "alerts", "kinds"})
 PAGES = {"admin": FRONT_DESK | {"users"}, "front_desk": FRONT_DESK,
          "provider": frozenset({"today", "log", "patient", "alerts"})}
 

@@ -247,7 +247,7 @@ def logout(page: Page) -> Response:
 
 def console_app(engine: Engine, config: Config, clock: Clock, secret: str):
     """The console as an ASGI app, behind the shared web layer (body limit, headers, trusted proxies)."""
-    from vitalsync.console import kinds_page, pages
+    from vitalsync.console import group_send, kinds_page, pages
 
     routes = [
         Route("/", lambda request: RedirectResponse("/today", status_code=303)),
@@ -255,6 +255,7 @@ def console_app(engine: Engine, config: Config, clock: Clock, secret: str):
         Route("/logout", logout, methods=["POST"]),
         *pages.ROUTES,
         *kinds_page.ROUTES,
+        *group_send.ROUTES,
         Mount("/static", StaticFiles(directory=str(files("vitalsync.console") / "static")), name="static"),
     ]
     app = Starlette(routes=routes)

@@ -26,6 +26,7 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 STOCK_KINDS = [
     "appointment_reminder", "appointment_moved", "appointment_cancellation", "pre_appointment",
     "after_appointment", "recall", "product_pickup",
+    "office_closed",  # manual: sends only when staff start a group send, so enabling it is safe
 ]
 
 
@@ -76,9 +77,10 @@ class ScheduleConfig(Section):
         "Channels the cap applies to (1 a day and 3 a week for texts and calls fit the US healthcare exemption)."))
     cap_exempt: list[str] = Field([
         "appointment_reminder", "appointment_moved", "appointment_cancellation", "pre_appointment",
-        "after_appointment"], description=(
+        "after_appointment", "office_closed"], description=(
         "Kinds that count toward the cap but are never deferred or skipped by it (by default the "
-        "appointment kinds: the cap holds back recalls and pick-up notices)."))
+        "appointment kinds, the office-closed group send among them: a closure notice held to the next "
+        "day would come too late; the cap holds back recalls and pick-up notices)."))
     priority: list[str] = Field([
         "appointment_cancellation", "appointment_moved", "appointment_reminder", "pre_appointment",
         "after_appointment", "product_pickup", "recall"], description=(
@@ -146,7 +148,9 @@ class MessageKindsConfig(Section):
 
     directory: Path | None = Field(None, description=(
         "A folder of site kinds (TOML); a file there replaces the stock kind of the same name."))
-    enabled: list[str] = Field(STOCK_KINDS, description="Kinds to plan, by file name.")
+    enabled: list[str] = Field(STOCK_KINDS, description=(
+        "Kinds to plan, by file name. A kind with trigger = \"manual\" (office_closed) is never planned: "
+        "it sends only when staff start a group send (console: Send to a group; `vitalsync send`)."))
 
 
 class ClinicConfig(Section):

@@ -18,7 +18,7 @@ from vitalsync.core.vocab import DecisionKind, MessageStatus
 from vitalsync.mirror.tables import Appointment, Location, OptOut, Patient, Pickup, Recall
 from vitalsync.queue.outbox import decide, transition
 from vitalsync.queue.tables import Decision, Message, MessageEvent, MessageTarget
-from vitalsync.rules.kinds import MessageKind
+from vitalsync.rules.kinds import MessageKind, Trigger
 from vitalsync.rules.pacing import Booked, Limits
 from vitalsync.rules.plan import Plan, plan
 from vitalsync.rules.schedule import base_window
@@ -130,10 +130,18 @@ def _answers(messages: list[Message], targets: dict[int, list[MessageTarget]]) -
 
 def _pending(message: Message, targets, kinds, appointments, horizon) -> Pending:
     keys = tuple(t.appointment_key for t in sorted(targets, key=lambda t: t.position))
-    evaluated = message.kind in kinds and message.send_at <= horizon and all(k in appointments for k in keys)
+    evaluated = (message.kind in kinds and message.send_at <= horizon and all(k in appointments for k in keys)
+                 and not _group_sent(kinds[message.kind]))
     return Pending(id=message.id, key=message.key, kind=message.kind, appointment_keys=keys,
                    versions=tuple(t.appointment_version for t in sorted(targets, key=lambda t: t.position)),
                    subject_key=message.subject_key, evaluated=evaluated)
+
+
+def _group_sent(kind: MessageKind) -> bool:
+    """A manual kind's messages come from group sends (``queue/group_send.py``), never from planning:
+    planning wants none of them, so it must leave them alone rather than cancel them as unwanted.
+    Dispatch's re-check still drops one whose appointment was cancelled or moved."""
+    return kind.trigger is Trigger.MANUAL
 
 
 def apply_plan(db: Session, result: Plan, now) -> PlanReport:

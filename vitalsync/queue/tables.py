@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import Column
 from sqlmodel import Field, SQLModel
@@ -75,3 +75,25 @@ class Decision(SQLModel, table=True):
     subject_key: str | None = None
     message_id: int | None = Field(default=None, index=True)
     channel: str | None = None
+
+
+class GroupSend(SQLModel, table=True):
+    """A group send staff started (a manual kind to the appointments of one day): who, when, what, how many.
+
+    Its messages name it in their first history row and their 'queued' decision ("group send 3")."""
+
+    __tablename__ = "group_send"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = when(index=True)
+    started_by: str  #: "console" (then user_id is the staff user's id), "cli" or "demo"
+    user_id: int | None = None
+    kind: str
+    day: date  #: the appointments' day, in each location's time zone
+    locations: str = ""  #: space-separated location keys; empty: every location
+    provider: str = ""  #: a provider key; empty: any
+    appointment_type: str = ""  #: empty: any
+    matched: int = 0  #: appointments the filter found
+    queued: int = 0  #: messages queued
+    skipped: int = 0  #: appointments no message can reach (no usable contact, opted out, too late), each in the trace
+    already: int = 0  #: appointments an earlier group send of this kind already messaged

@@ -121,6 +121,13 @@ class MessageKind(Strict):
                              "or it never sends anything")
         return self
 
+    @model_validator(mode="after")
+    def _manual_offsets_ahead(self) -> MessageKind:
+        if self.trigger is Trigger.MANUAL and any(offset < timedelta(0) for offset in self.offsets):
+            raise ValueError("offsets: a manual kind's offsets count from the moment staff start the group "
+                             "send, so they cannot be negative (use '0m' for at once)")
+        return self
+
 
 def load_kinds(enabled: list[str], site_dir: Path | None = None) -> dict[str, MessageKind]:
     """The enabled kinds by name, site files replacing stock ones; one ConfigError lists every problem."""

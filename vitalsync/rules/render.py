@@ -45,7 +45,7 @@ TRIGGER_NAMES: dict[str, set[str]] = {
     "appointment_cancelled": _APPOINTMENT_NAMES,
     "recall_due": {"clinic", "patient", "recall"},
     "pickup_ready": {"clinic", "patient", "pickup"},
-    "manual": {"clinic", "patient"},
+    "manual": _APPOINTMENT_NAMES,  # a group send is to appointments picked by day, place, provider, type
 }
 FALLBACK_LANGUAGE = "en"
 
