@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from vitalsync.core import connector_config
 from vitalsync.core.config import Config, load_config
 from vitalsync.core.errors import ConfigError
 from vitalsync.core.example import generate
@@ -214,5 +215,7 @@ def test_every_field_of_every_section_has_a_description():
                 walk(sub, f"{key}.")
 
     walk(Config, "")
-    assert len(seen) > 5, seen
+    for name in connector_config.installed():  # [connector] is each connector's own Options
+        walk(connector_config.options_class(name), f"connector({name}).")
+    assert len(seen) > 5 + len(connector_config.installed()), seen
     assert not missing, f"fields without a description: {', '.join(missing)}"

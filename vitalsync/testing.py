@@ -5,9 +5,10 @@
         def source(self, ...):
             return MySource(...)   # a ContractSource over a real server holding a small practice
 
-The suite reads the source as vitalsync would and checks what the connector promises: keys
-unique, required fields present, times time-zone aware, phones in E.164, cancellations and deletes
-reported, and an incremental read returning only what changed.
+The suite checks that the connector is installed under its name with its ``Options``, then reads
+the source as vitalsync would and checks what the connector promises: keys unique, required fields
+present, times time-zone aware, phones in E.164, cancellations and deletes reported, and an
+incremental read returning only what changed.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Protocol
 import pytest
 
 from vitalsync.core.vocab import AppointmentStatus
-from vitalsync.sync.connector import Batch, Connector
+from vitalsync.sync.connector import Batch, Connector, ConnectorOptions
+from vitalsync.sync.registry import GROUP, connector_class
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
@@ -48,6 +50,14 @@ def full(source: ContractSource) -> Batch:
 
 class ConnectorContract:
     """Subclass as ``Test<Name>Contract`` and give it a ``source`` fixture."""
+
+    def test_it_is_installed_under_its_name_with_its_options(self, source):
+        kind = type(source.connector)
+        assert connector_class(kind.name) is kind, f"the entry point {kind.name!r} in group {GROUP} names {kind.__name__}"
+        assert isinstance(kind.Options, type) and issubclass(kind.Options, ConnectorOptions)
+        assert callable(kind.from_config)
+        undescribed = [key for key, field in kind.Options.model_fields.items() if not field.description]
+        assert not undescribed, f"keys without a description (config example): {undescribed}"
 
     def test_a_full_read_is_complete_and_has_a_cursor(self, source):
         batch = full(source)

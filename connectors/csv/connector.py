@@ -30,12 +30,14 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
+from vitalsync.core.config import Config
 from vitalsync.core.errors import ConfigError, PersonMustAct, RetryLater
 from vitalsync.core.vocab import AppointmentStatus
 from vitalsync.sync.connector import Batch
 from vitalsync.sync.tabular import mapping_problems, timezone_problems
 from vitalsync_connectors.csv import files as drop
 from vitalsync_connectors.csv.mapping import FIELDS, Mapper, positions
+from vitalsync_connectors.csv.options import CsvOptions
 from vitalsync_connectors.csv.snapshot import FileRows, Snapshot, combine, read_file
 
 log = structlog.get_logger("vitalsync.sync.csv")
@@ -46,6 +48,7 @@ class CsvConnector:
     """Export files in a folder; read-only towards the PMS (it only moves processed files to the archive)."""
 
     name = "csv"
+    Options = CsvOptions
 
     def __init__(self, folder: Path | str, *, archive: Path | str | None = None, files: dict[str, str] | None = None,
                  columns: dict[str, dict[str, str]] | None = None, statuses: dict[str, str] | None = None,
@@ -63,7 +66,7 @@ class CsvConnector:
         self._read: dict[tuple[str, drop.Identity], FileRows] = {}  # the files of the last two exports, parsed
 
     @classmethod
-    def from_config(cls, options, config) -> CsvConnector:
+    def from_config(cls, options: CsvOptions, config: Config) -> CsvConnector:
         """From ``[connector] type = "csv"``; relative folders are relative to the config file."""
         return cls(config.relative(options.folder), archive=options.archive and config.relative(options.archive),
                    files=dict(options.files), columns={e: dict(m) for e, m in options.columns.items()},

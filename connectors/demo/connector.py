@@ -11,8 +11,10 @@ from datetime import date, datetime
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
+from vitalsync.core.config import Config
 from vitalsync.core.errors import PersonMustAct
 from vitalsync.sync.connector import AppointmentRecord, Batch, PatientRecord, PickupRecord
+from vitalsync_connectors.demo.options import DemoOptions
 from vitalsync_connectors.demo.practice import Change, Practice, build
 
 
@@ -20,12 +22,13 @@ class DemoConnector:
     """A deterministic synthetic practice: the same arguments always give the same rows."""
 
     name = "demo"
+    Options = DemoOptions
 
     def __init__(self, *, seed: int = 7, start: date, patients: int = 400, weeks: int = 6) -> None:
         self.seed, self.start, self.patients, self.weeks = seed, start, patients, weeks
 
     @classmethod
-    def from_config(cls, options, config) -> DemoConnector:
+    def from_config(cls, options: DemoOptions, config: Config) -> DemoConnector:
         """From ``[connector] type = "demo"``; an empty start means today in the clinic's zone."""
         start = options.start or datetime.now(ZoneInfo(config.schedule.timezone)).date()
         return cls(seed=options.seed, start=start, patients=options.patients, weeks=options.weeks)

@@ -10,11 +10,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from vitalsync.core.config import Config
 from vitalsync.core.errors import ConfigError, PersonMustAct
 from vitalsync.core.secrets import read_secret
 from vitalsync.sync.connector import Batch
 from vitalsync_connectors.fhir import mapping
 from vitalsync_connectors.fhir.client import FhirClient
+from vitalsync_connectors.fhir.options import FhirOptions
 
 #: Appointments first: the people searched after them include everyone they name.
 KINDS = ("Appointment", "Patient", "Practitioner", "Location")
@@ -25,6 +27,7 @@ class FhirConnector:
     """A FHIR R4 server, read-only."""
 
     name = "fhir"
+    Options = FhirOptions
 
     def __init__(self, base_url: str, *, token: str | None = None, page_size: int = 200, timezone: str = "UTC",
                  region: str = "US", overlap: timedelta = OVERLAP, timeout: float = 30.0) -> None:
@@ -38,7 +41,7 @@ class FhirConnector:
         self.timezone, self.region, self.overlap, self.timeout = timezone, region, overlap, timeout
 
     @classmethod
-    def from_config(cls, options, config) -> FhirConnector:
+    def from_config(cls, options: FhirOptions, config: Config) -> FhirConnector:
         """From ``[connector] type = "fhir"``; the token is the optional secret 'fhir_token'."""
         token = read_secret("fhir_token", options.token_file, key="connector.token_file",
                             config_path=config.path, required=False)

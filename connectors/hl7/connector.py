@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 
+from vitalsync.core.config import Config
 from vitalsync.core.errors import ConfigError
 from vitalsync.sync.connector import Batch
 from vitalsync_connectors.hl7 import siu
@@ -31,6 +32,7 @@ from vitalsync_connectors.hl7.ack import ack
 from vitalsync_connectors.hl7.journal import Journal
 from vitalsync_connectors.hl7.message import Message, MessageError, decode, head, parse
 from vitalsync_connectors.hl7.mllp import MllpServer, probe
+from vitalsync_connectors.hl7.options import Hl7Options
 
 Sink = Callable[[Batch], None]
 log = structlog.get_logger("vitalsync.hl7")
@@ -40,6 +42,7 @@ class Hl7Connector:
     """An MLLP listener for SIU S12–S17 and S26; also a context manager that starts and stops it."""
 
     name = "hl7"
+    Options = Hl7Options
 
     def __init__(self, listen: str = "127.0.0.1:2575", *, timezone: str = "UTC", region: str = "US",
                  sink: Sink | None = None) -> None:
@@ -55,7 +58,7 @@ class Hl7Connector:
         self._starting = threading.Lock()
 
     @classmethod
-    def from_config(cls, options, config, *, sink: Sink | None = None) -> Hl7Connector:
+    def from_config(cls, options: Hl7Options, config: Config, *, sink: Sink | None = None) -> Hl7Connector:
         """From ``[connector] type = "hl7"``; the listener starts with ``start()`` or the first read."""
         return cls(options.listen, timezone=options.timezone or config.schedule.timezone,
                    region=options.default_region, sink=sink)

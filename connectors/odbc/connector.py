@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from vitalsync.core.config import Config
 from vitalsync.core.errors import ConfigError
 from vitalsync.core.secrets import read_secret
 from vitalsync.core.vocab import AppointmentStatus
@@ -24,6 +25,7 @@ from vitalsync.sync.connector import Batch, LocationRecord
 from vitalsync.sync.tabular import mapping_problems, timezone_problems
 from vitalsync_connectors.odbc import source
 from vitalsync_connectors.odbc.mapping import DEFAULT_LOCATION, FIELDS, Mapper, positions
+from vitalsync_connectors.odbc.options import OdbcOptions
 from vitalsync_connectors.odbc.values import Unusable
 
 ENTITIES = tuple(FIELDS)  # in reading order: patients before the rows that name them
@@ -48,6 +50,7 @@ class OdbcConnector:
     """Any PMS readable over ODBC; read-only: it runs only the SELECTs it is given."""
 
     name = "odbc"
+    Options = OdbcOptions
 
     def __init__(self, connection_string: str, *, queries: dict[str, str], timezone: str,
                  columns: dict[str, dict[str, str]] | None = None,
@@ -64,7 +67,7 @@ class OdbcConnector:
         self._last: tuple[str, dict[str, dict[str, int]]] | None = None  # (cursor, fingerprints)
 
     @classmethod
-    def from_config(cls, options, config) -> OdbcConnector:
+    def from_config(cls, options: OdbcOptions, config: Config) -> OdbcConnector:
         """From ``[connector] type = "odbc"``; the password from the secret 'odbc_password', when there is one."""
         password = read_secret("odbc_password", options.password_file, key="connector.password_file",
                                config_path=config.path, required=False)

@@ -15,12 +15,14 @@ from functools import partial
 
 import MySQLdb
 
+from vitalsync.core.config import Config
 from vitalsync.core.errors import PersonMustAct, RetryLater
 from vitalsync.core.secrets import read_secret
 from vitalsync.sync.connector import AppointmentRecord, Batch, PatientRecord, RecallRecord
 from vitalsync_connectors.opendental import queries as q
 from vitalsync_connectors.opendental.database import Rows, Target, connect, failure, parse_url
 from vitalsync_connectors.opendental.mapping import Practice, opt_outs, providers
+from vitalsync_connectors.opendental.options import OpenDentalOptions
 
 CURSOR = "%Y-%m-%d %H:%M:%S"  #: the server's local time of the read
 
@@ -29,6 +31,7 @@ class OpenDentalConnector:
     """Open Dental's database, read with SELECT only, in a read-only session."""
 
     name = "opendental"
+    Options = OpenDentalOptions
 
     def __init__(self, url: str, *, password: str = "", timezone: str = "America/New_York", region: str = "US",
                  overlap_seconds: int = 5, practice_name: str | None = None, api=None,
@@ -41,7 +44,7 @@ class OpenDentalConnector:
         self.answers = answers or {"confirmed": "Confirmed", "declined": "Not Accepted"}
 
     @classmethod
-    def from_config(cls, options, config) -> OpenDentalConnector:
+    def from_config(cls, options: OpenDentalOptions, config: Config) -> OpenDentalConnector:
         password = read_secret("opendental_password", options.password_file, key="connector.password_file",
                                config_path=config.path, required=False) or ""
         api = None

@@ -296,10 +296,10 @@ def test_a_listen_address_that_is_not_host_port_is_a_config_error(listen):
 def test_it_is_built_from_the_config_with_the_clinic_zone_and_region(write_config, tmp_path):
     config = load_config(write_config(
         f'[database]\nurl = "sqlite:///{tmp_path / "m.db"}"\n[schedule]\ntimezone = "America/Chicago"\n'
-        '[connector]\ntype = "hl7"\nlisten = "127.0.0.1:0"\ndefault_region = "GB"\n'))
+        '[connector]\ntype = "hl7"\nlisten = "127.0.0.1:12575"\ndefault_region = "GB"\n'))  # never started
     connector = connector_class("hl7").from_config(config.connector, config)
     assert isinstance(connector, Hl7Connector) and not connector.running
-    assert (connector.zone.key, connector.region, connector.address) == ("America/Chicago", "GB", ("127.0.0.1", 0))
+    assert (connector.zone.key, connector.region, connector.address) == ("America/Chicago", "GB", ("127.0.0.1", 12575))
 
 
 class Hl7Source:

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, SerializeAsAny, ValidationError, field_validator,
+                      model_validator)
 
-from vitalsync.core import values
-
-from vitalsync.core.connector_config import TYPES, ConnectorConfig, DemoConnector
+from vitalsync.core import connector_config, values
+from vitalsync.core.connector_config import ConnectorOptions
 from vitalsync.core.errors import ConfigError
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -296,7 +296,9 @@ class Config(Section):
     """vitalsync configuration."""
 
     database: DatabaseConfig = DatabaseConfig()
-    connector: ConnectorConfig = Field(DemoConnector(), description="The practice-management system to read.")
+    #: the options of the connector ``type`` names (its own ``Options`` subclass), see connector_config
+    connector: SerializeAsAny[ConnectorOptions] = Field(
+        default_factory=connector_config.default, description="The practice-management system to read.")
     schedule: ScheduleConfig = ScheduleConfig()
     locations: dict[str, LocationConfig] = Field({}, description="Per-location overrides, [locations.KEY].")
     daemon: DaemonConfig = DaemonConfig()
@@ -312,6 +314,8 @@ class Config(Section):
     log: LogConfig = LogConfig()
 
     _path: Path = PrivateAttr(Path("config.toml").resolve())
+
+    _check_connector = field_validator("connector", mode="before")(connector_config.validate)
 
     @property
     def path(self) -> Path:
@@ -351,7 +355,7 @@ def load_config(path: Path | str) -> Config:
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError([f"{path}: {_describe(error)}" for error in exc.errors()]) from None
+        raise ConfigError([f"{path}: {_describe(error, raw)}" for error in exc.errors()]) from None
     config._path = path.resolve()
     problems = [f"{path}: {problem}" for problem in _cross_checks(config)]
     if problems:
@@ -382,23 +386,25 @@ def _unknown_kinds(config: Config) -> list[str]:
             for key in ("cap_exempt", "priority") for name in getattr(config.schedule, key) if name not in known]
 
 
-def _describe(error: dict) -> str:
-    loc = list(error["loc"])
-    if loc[:1] == ["connector"] and len(loc) > 1 and loc[1] in TYPES:
-        del loc[1]  # pydantic names the union member; the file has no such level
+def _describe(error: dict, raw: dict) -> str:
+    loc = error["loc"]
     key = ".".join(str(part) for part in loc) or "(top level)"
     if error["type"] == "extra_forbidden":
-        parent = _model_at(tuple(loc[:-1]), error["loc"])
+        parent = _model_at(tuple(loc[:-1]), raw)
         allowed = ", ".join(parent.model_fields) if parent else ""
         return f"{key}: unknown key" + (f" (allowed here: {allowed})" if allowed else "")
     message = error["msg"].removeprefix("Value error, ")
     return f"{key}: {message}"
 
 
-def _model_at(loc: tuple, raw_loc: tuple) -> type[BaseModel] | None:
-    if loc[:1] == ("connector",) and len(raw_loc) > 1 and raw_loc[1] in TYPES:
-        return TYPES[raw_loc[1]] if len(loc) == 1 else None
+def _model_at(loc: tuple, raw: dict) -> type[BaseModel] | None:
+    """The model of the table at ``loc``, for naming its keys; [connector] is its connector's Options."""
     model: type[BaseModel] = Config
+    if loc[:1] == ("connector",):
+        try:
+            model, loc = connector_config.options_class(raw["connector"]["type"]), loc[1:]
+        except (KeyError, TypeError, ValueError):
+            return None
     for part in loc:
         field = model.model_fields.get(str(part))
         if field is None:

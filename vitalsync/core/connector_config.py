@@ -1,4 +1,19 @@
-"""The ``[connector]`` section: one model per connector type, chosen by ``type``.
+"""The ``[connector]`` section: the shared base every connector's options extend, validated in two steps.
+
+Each connector owns its options: a :class:`ConnectorOptions` subclass in its own package, named by
+the connector class's ``Options`` attribute (see :class:`vitalsync.sync.connector.Connector`).
+Validation reads ``type``, finds the connector of that name in the entry-point group
+``vitalsync.connectors`` and validates the rest of the section against its ``Options``, so a
+connector installed from another distribution is configured exactly like a stock one and core
+lists none of them.
+
+Core looks the entry point up itself, through :mod:`importlib.metadata`, rather than leaving the
+second step to a later stage: ``load_config`` then stays the one place that turns a file into a
+valid :class:`~vitalsync.core.config.Config`, with every mistake named by file and key, for every
+caller (the CLI, the demo, benchmarks, tests). Core imports no connector and no stage above it: it
+knows only the group's name, and the connector it loads imports the contract, not the reverse. The
+sync stage's registry (:mod:`vitalsync.sync.registry`) finds connector classes through
+:func:`entry_point` here.
 
 Passwords, tokens and API keys never sit here: each connector names the secret it reads (a
 ``*_file`` key, ``VITALSYNC_<NAME>`` or the systemd credential ``<name>``).
@@ -6,24 +21,24 @@ Passwords, tokens and API keys never sit here: each connector names the secret i
 
 from __future__ import annotations
 
-from datetime import date
-from pathlib import Path
-from typing import Annotated, Literal, Union
+from functools import cache
+from importlib.metadata import EntryPoint, entry_points
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from vitalsync.core import values
 
-from vitalsync.core.vocab import AppointmentStatus
-
-#: what Open Dental's ``PUT /appointments/{AptNum}/Confirm`` takes as ``confirmVal``; an int is a ``defNum``
-OpenDentalConfirm = Union[Literal["None", "Sent", "Confirmed", "Not Accepted", "Failed"], Annotated[int, Field(ge=1)]]
-Entity = Literal["locations", "providers", "patients", "appointments", "recalls", "pickups"]
+GROUP = "vitalsync.connectors"
 
 
-class _Connector(BaseModel):
+class ConnectorOptions(BaseModel):
+    """The keys every connector has; a connector's ``Options`` subclass adds its own (unknown keys are errors)."""
+
     model_config = ConfigDict(extra="forbid")
 
+    type: str = Field(description=(
+        "The connector: demo, opendental, odbc, csv, hl7, fhir, or one installed separately (connectors/README.md)."))
     timezone: str | None = Field(None, description=(
         "The zone of the PMS's local times; empty means [schedule] timezone."))
     default_region: str = Field("US", description="Region for phone numbers written without a country code (ISO 3166).")
@@ -31,86 +46,63 @@ class _Connector(BaseModel):
     _check_region = field_validator("default_region")(values.region)
 
 
-class DemoConnector(_Connector):
-    """A synthetic practice: two locations, families, Spanish speakers, changes between syncs."""
-
-    type: Literal["demo"] = Field("demo", description="The connector: demo, opendental, odbc, csv, hl7 or fhir.")
-    seed: int = Field(7, description="The seed of the synthetic practice (same seed, same practice).")
-    start: date | None = Field(None, description="The practice's first day; empty means today.")
-    patients: int = Field(400, ge=10, le=100_000, description="How many patients.")
-    weeks: int = Field(6, ge=1, le=52, description="How many weeks of appointments.")
+def installed() -> list[str]:
+    """The names ``[connector] type`` may take: every connector installed in this environment."""
+    return sorted({ep.name for ep in entry_points(group=GROUP)})
 
 
-class OpenDentalConnector(_Connector):
-    """Open Dental's MySQL/MariaDB database, read-only."""
-
-    type: Literal["opendental"] = Field(description="The connector type.")
-    url: str = Field(description="mysql://user@host:3306/opendental (the password comes from a secret).")
-    password_file: Path | None = Field(None, description="File with the database password (else $VITALSYNC_OPENDENTAL_PASSWORD or the credential 'opendental_password').")
-    overlap_seconds: int = Field(5, ge=0, le=3600, description="Re-read this many seconds before the last high-water mark.")
-    write_back: bool = Field(False, description=(
-        "Write patients' confirmations and declines to Open Dental through its REST API."))
-    write_confirmed: OpenDentalConfirm = Field("Confirmed", description=(
-        "What a confirmation sets: a confirmVal (None, Sent, Confirmed, Not Accepted, Failed; \"Confirmed\" is the "
-        "definition of Open Dental's preference ApptEConfirmStatusAccepted) or the DefNum of an ApptConfirmed definition."))
-    write_declined: OpenDentalConfirm = Field("Not Accepted", description=(
-        "What a decline sets: a confirmVal (\"Not Accepted\" is ApptEConfirmStatusDeclined's definition) or a DefNum."))
-    api_url: str = Field("https://api.opendental.com/api/v1", description="The Open Dental REST API, for write-back.")
-    api_key_file: Path | None = Field(None, description="File with the API key 'ODFHIR developer/customer' (else the credential 'opendental_api_key').")
+def entry_point(name: str) -> EntryPoint | None:
+    """The installed connector called ``name``, not yet loaded."""
+    return next(iter(entry_points(group=GROUP, name=name)), None)
 
 
-class OdbcConnector(_Connector):
-    """Any PMS readable through ODBC views (Dentrix, Eaglesoft): one query per entity."""
-
-    type: Literal["odbc"] = Field(description="The connector type.")
-    connection_string: str = Field(description="An ODBC connection string without the password, e.g. 'DSN=dentrix;UID=reader'.")
-    password_file: Path | None = Field(None, description="File with the password (else $VITALSYNC_ODBC_PASSWORD or the credential 'odbc_password').")
-    queries: dict[Entity, str] = Field(description="One SQL query per entity; patients and appointments are required.")
-    columns: dict[Entity, dict[str, str]] = Field({}, description="Per entity, vitalsync field = the query's column name.")
-    statuses: dict[str, AppointmentStatus] = Field({}, description="The PMS's appointment status values mapped to vitalsync's.")
-
-
-class CsvConnector(_Connector):
-    """Nightly export files dropped in a folder."""
-
-    type: Literal["csv"] = Field(description="The connector type.")
-    folder: Path = Field(description="Where the PMS drops its export files.")
-    archive: Path | None = Field(None, description="Where processed files go; empty means FOLDER/archive.")
-    files: dict[Entity, str] = Field({"patients": "patients*.csv", "appointments": "appointments*.csv"},
-                                     description="A file-name pattern per entity.")
-    columns: dict[Entity, dict[str, str]] = Field({}, description="Per entity, vitalsync field = the file's column header.")
-    statuses: dict[str, AppointmentStatus] = Field({}, description="The export's appointment status values mapped to vitalsync's.")
-    datetime_format: str = Field("%Y-%m-%d %H:%M", description="strptime format of date-times in the files.")
-    date_format: str = Field("%Y-%m-%d", description="strptime format of dates in the files.")
-    delimiter: str = Field(",", min_length=1, max_length=1, description="The field separator.")
-    encoding: str = Field("utf-8-sig", description="The files' text encoding.")
-    settle_seconds: int = Field(30, ge=0, description="A file is complete when unchanged for this long (or has a .done marker).")
+@cache
+def options_class(name: str) -> type[ConnectorOptions]:
+    """The ``Options`` of the connector called ``name``; ValueError saying why there is none."""
+    found = entry_point(name)
+    if found is None:
+        raise ValueError(f"no connector named {name!r} is installed (installed: {', '.join(installed()) or 'none'})")
+    try:
+        connector = found.load()
+    except ImportError as exc:  # its optional dependency is missing: say which
+        raise ValueError(f"the {name!r} connector is installed but cannot be loaded: {exc} "
+                         f"(for a stock connector: pip install 'vitalsync[{name}]')") from None
+    options = getattr(connector, "Options", None)
+    if not (isinstance(options, type) and issubclass(options, ConnectorOptions)):
+        raise ValueError(f"the {name!r} connector ({found.value}) declares no Options (a ConnectorOptions subclass)")
+    return options
 
 
-class Hl7Connector(_Connector):
-    """HL7 v2 scheduling messages (SIU) pushed over MLLP."""
+def validate(section: object) -> ConnectorOptions:
+    """A ``[connector]`` table as its connector's ``Options``: read ``type``, then validate the rest.
 
-    type: Literal["hl7"] = Field(description="The connector type.")
-    listen: str = Field("127.0.0.1:2575", description="host:port to listen on for MLLP.")
+    Raises pydantic's ValidationError with locations inside the section (``type``, ``url``), so it
+    reads like any other section's errors when raised inside ``Config``'s validation.
+    """
+    if isinstance(section, ConnectorOptions):
+        return section
+    if not isinstance(section, dict):
+        raise _error((), "must be a table: [connector] with a type and the connector's keys", section)
+    name = section.get("type")
+    if name is None:
+        raise _error(("type",), f"missing: name the connector (installed: {', '.join(installed()) or 'none'})", section)
+    if not isinstance(name, str):
+        raise _error(("type",), f"{name!r} is not a connector name (installed: {', '.join(installed())})", name)
+    try:
+        options = options_class(name)
+    except ValueError as exc:
+        raise _error(("type",), str(exc), name) from None
+    return options.model_validate(section)
 
-    _check_listen = field_validator("listen")(values.listen)
+
+def default() -> ConnectorOptions:
+    """The options of a config without ``[connector]``: the demo practice."""
+    return validate({"type": "demo"})
 
 
-class FhirConnector(_Connector):
-    """A FHIR R4 server: Appointment, Patient, Practitioner, Location."""
-
-    type: Literal["fhir"] = Field(description="The connector type.")
-    base_url: str = Field(description="The FHIR base URL, e.g. https://ehr.example.org/fhir/R4.")
-    token_file: Path | None = Field(None, description="File with the bearer token (else $VITALSYNC_FHIR_TOKEN or the credential 'fhir_token').")
-    page_size: int = Field(200, ge=1, le=1000, description="Resources per page (_count).")
-
-
-ConnectorConfig = Annotated[
-    Union[DemoConnector, OpenDentalConnector, OdbcConnector, CsvConnector, Hl7Connector, FhirConnector],
-    Field(discriminator="type"),
-]
-TYPES = {"demo": DemoConnector, "opendental": OpenDentalConnector, "odbc": OdbcConnector, "csv": CsvConnector,
-         "hl7": Hl7Connector, "fhir": FhirConnector}
+def _error(loc: tuple, message: str, value: object) -> ValidationError:
+    detail = InitErrorDetails(type=PydanticCustomError("connector", message), loc=loc, input=value)
+    return ValidationError.from_exception_data("connector", [detail])
 
 
 def writes_back(options: BaseModel) -> bool:

@@ -1,4 +1,8 @@
-"""Writes ``config.example.toml`` from the config models, a description above every key."""
+"""Writes ``config.example.toml`` from the config models, a description above every key.
+
+``[connector]`` shows the demo's options, then, commented out, those of every other connector
+installed (the stock ones, and any installed separately), each from its own ``Options``.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from vitalsync.core import connector_config
 from vitalsync.core.config import Config, LocationConfig
-from vitalsync.core.connector_config import TYPES, DemoConnector
 
 HEADER = """\
 # vitalsync configuration. Generated from the schema: `vitalsync config example > config.toml`.
@@ -25,14 +29,26 @@ def generate() -> str:
             parts.append(_section("locations.1", LocationConfig, LocationConfig(), commented=True))
             continue
         if name == "connector":
-            parts.append(_section("connector", DemoConnector, DemoConnector(), commented=False))
-            for kind, model in TYPES.items():
-                if kind != "demo":
-                    parts.append(_section("connector", model, model.model_construct(type=kind), commented=True))
+            parts.extend(_connectors())
             continue
         model = field.annotation
         parts.append(_section(name, model, field.default, commented=False))
     return "\n".join(parts)
+
+
+def _connectors() -> list[str]:
+    demo = connector_config.default()
+    parts = [_section("connector", type(demo), demo, commented=False)]
+    for kind in connector_config.installed():
+        if kind == "demo":
+            continue
+        try:
+            model = connector_config.options_class(kind)
+        except ValueError as exc:  # e.g. its optional dependency is missing here
+            parts.append(f"# [connector] type = {_toml(kind)}: {exc}\n")
+            continue
+        parts.append(_section("connector", model, model.model_construct(type=kind), commented=True))
+    return parts
 
 
 def _section(name: str, model: type[BaseModel], value: BaseModel, *, commented: bool) -> str:

@@ -1,6 +1,8 @@
 """The connector seam: one small Protocol and the records it yields.
 
-A connector reads a practice-management system and returns a :class:`Batch` of records. It never
+A connector reads a practice-management system and returns a :class:`Batch` of records. It is
+found by its ``[connector] type`` in the entry-point group ``vitalsync.connectors`` and built by
+``from_config`` from its own ``Options`` (see connectors/README.md). It never
 writes patient details back; one that can write a patient's answer (confirmed / declined) to the
 PMS also implements :class:`WritesBack`. Its errors say what the caller does next:
 
@@ -17,9 +19,13 @@ from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from itertools import islice
 from operator import attrgetter
-from typing import Callable, Iterable, Iterator, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Callable, ClassVar, Iterable, Iterator, Literal, Protocol, runtime_checkable
 
+from vitalsync.core.connector_config import ConnectorOptions  # here too: a connector's whole contract
 from vitalsync.core.vocab import AppointmentStatus, Channel
+
+if TYPE_CHECKING:
+    from vitalsync.core.config import Config
 
 
 @dataclass(frozen=True)
@@ -170,9 +176,21 @@ def record_chunks(records: Iterable, kind: type, size: int) -> Iterator[list[tup
 
 
 class Connector(Protocol):
-    """A practice-management system, read-only."""
+    """A practice-management system, read-only.
+
+    ``Options`` is the model of its ``[connector]`` keys: :class:`ConnectorOptions` (``type``,
+    ``timezone``, ``default_region``) plus its own, validated when the config loads, so a wrong key
+    is named with the file before anything runs. ``from_config`` builds the connector from them;
+    ``config`` gives the rest (``config.relative`` for paths, ``config.path`` for secrets,
+    ``config.schedule.timezone`` when ``timezone`` is empty).
+    """
 
     name: str
+    Options: ClassVar[type[ConnectorOptions]]
+
+    @classmethod
+    def from_config(cls, options: ConnectorOptions, config: Config) -> Connector:
+        """The connector ``options`` describe; ConfigError naming the key for what the model cannot check."""
 
     def read(self, since: str | None, now: datetime) -> Batch:
         """Everything when ``since`` is None, else what changed since that cursor."""

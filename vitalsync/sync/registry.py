@@ -1,20 +1,23 @@
-"""Connectors by name: the entry-point group ``vitalsync.connectors``, loaded lazily."""
+"""Connectors by name: the entry-point group ``vitalsync.connectors``, loaded lazily.
+
+The lookup itself is core's (:mod:`vitalsync.core.connector_config`), which validates
+``[connector]`` against the same entry point's ``Options`` when the config loads.
+"""
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
-
+from vitalsync.core.connector_config import GROUP, entry_point, installed
 from vitalsync.core.errors import PersonMustAct
 
-GROUP = "vitalsync.connectors"
+__all__ = ["GROUP", "available", "connector_class"]
 
 
 def available() -> list[str]:
-    return sorted(ep.name for ep in entry_points(group=GROUP))
+    return installed()
 
 
 def connector_class(name: str):
-    for ep in entry_points(group=GROUP):
-        if ep.name == name:
-            return ep.load()
-    raise PersonMustAct(f"no connector named '{name}' is installed (installed: {', '.join(available()) or 'none'})")
+    found = entry_point(name)
+    if found is None:
+        raise PersonMustAct(f"no connector named '{name}' is installed (installed: {', '.join(available()) or 'none'})")
+    return found.load()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from vitalsync.core.vocab import AppointmentStatus
+
+#: The entities a row-and-column source can hold, as ``[connector]`` tables name them.
+Entity = Literal["locations", "providers", "patients", "appointments", "recalls", "pickups"]
 
 #: The fields each entity's rows may carry; ``duration`` (minutes) stands in for a missing end.
 FIELDS: dict[str, tuple[str, ...]] = {
