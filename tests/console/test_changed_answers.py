@@ -34,6 +34,8 @@ ANN = "+12125550001"  # patient 1, appointment a1 on 3 March at 11:00
 def reminded(practice):
     """Ann's reminder (3 hours before, held until the send window opens at 09:00) goes by SMS through the dispatcher."""
     practice.clock.set(datetime(2026, 3, 3, 9, 0, tzinfo=NEW_YORK))
+    # the reminder alone: pre-appointment instructions found late would catch up to the same phone
+    practice.kinds = {"appointment_reminder": practice.kinds["appointment_reminder"]}
     practice.plan_once()
     practice.dispatch_once()
     with session(practice.engine) as db:
