@@ -13,6 +13,13 @@ days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 quiet_start = 23:59:00
 quiet_end = 00:00:00
 """
+#: more [schedule] keys, right after ALWAYS_OPEN: no per-address spacing or frequency cap, for tests
+#: that make a whole practice's messages due at once and count that each is sent
+NO_LIMITS = """\
+spacing_minutes = 0
+max_per_day = 1000
+max_per_week = 1000
+"""
 
 
 def provider_settings(folder: Path, twilio: FakeTwilio, sendgrid: FakeSendGrid, *,

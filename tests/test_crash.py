@@ -34,7 +34,7 @@ from pathlib import Path
 from sqlalchemy import update
 from sqlmodel import select
 
-from tests.providers import ALWAYS_OPEN, provider_settings
+from tests.providers import ALWAYS_OPEN, NO_LIMITS, provider_settings
 from vitalsync.app.runtime import build
 from vitalsync.core.clock import VirtualClock
 from vitalsync.core.config import load_config
@@ -76,7 +76,7 @@ url = "{url}"
 type = "demo"
 patients = 600
 weeks = 2
-{ALWAYS_OPEN}
+{ALWAYS_OPEN}{NO_LIMITS}
 [daemon]
 plan_ahead_days = 60
 batch_size = 20
