@@ -79,6 +79,8 @@ def moves(current: MessageStatus, status: MessageStatus) -> bool:
     """Whether a message at ``current`` may move to ``status``: the rule :func:`transition` applies."""
     if current == status or current in FINAL:
         return False
+    if current == MessageStatus.RECEIVED and status == MessageStatus.NOT_RECEIVED:
+        return False  # a late 'undelivered' after 'delivered': received stays received (the report goes to the history)
     if STATUS_RANK[status] < STATUS_RANK[current] and current != MessageStatus.NEEDS_RECONCILIATION:
         return False
     return not (current == MessageStatus.NEEDS_RECONCILIATION and status == MessageStatus.NOT_SENT)
