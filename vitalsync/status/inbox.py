@@ -153,7 +153,8 @@ def process_pending(engine: Engine, context, clock: Clock, processors: Mapping[t
         if done is not None:
             counts["count" if done else "failed"] += 1
     with session(engine) as db:
-        flagged = db.execute(update(TABLE).where(TABLE.c.processed_at.is_(None), TABLE.c.received_at < now - UNMATCHED_AFTER)
+        flagged = db.execute(update(TABLE).where(TABLE.c.processed_at.is_(None), TABLE.c.reference != "",
+                                                 TABLE.c.received_at < now - UNMATCHED_AFTER)
                              .values(processed_at=now, outcome="unmatched")).rowcount
         db.execute(delete(TABLE).where(TABLE.c.processed_at < now - KEEP))
         db.commit()
@@ -185,10 +186,13 @@ def _process_one(engine: Engine, context, row_id: int, processors, now: datetime
                 return None
             db.commit()
     except Exception as exc:  # noqa: BLE001 - one event's failure must not stop the others; type only (PHI)
+        if database_unavailable(exc):  # not the event's fault: it is not counted towards giving up
+            log.warning("inbox_processing_failed", inbox_id=row_id, error_type=type(exc).__name__)
+            raise
         failed = _failed(engine, row_id, now)
         log.warning("inbox_processing_failed", inbox_id=row_id, error_type=type(exc).__name__, attempts=failed)
         return False
-    log.info(done.event, source="inbox", inbox_id=row_id, **done.fields)
+    log.info(done.event, inbox_id=row_id, **done.fields)
     return True
 
 
