@@ -18,7 +18,8 @@ def transition(db: Session, message: Message, status: MessageStatus, *, at: date
     """Move ``message`` to ``status`` and record it; False (nothing recorded) if that would go back.
 
     Final statuses stay final, and a late event never moves a message backwards: a 'delivered'
-    that arrives after 'confirmed' leaves it confirmed. ``also`` are more of the message's columns
+    that arrives after 'confirmed' leaves it confirmed, and a received message never goes back to
+    not received (a late 'undelivered' or bounce). ``also`` are more of the message's columns
     to write with the move (the dispatcher's outcome: lease released, provider reference).
     """
     if not moves(MessageStatus(message.status), status):

@@ -41,7 +41,7 @@ from vitalsync.status.tables import InboxEvent
 
 log = structlog.get_logger("vitalsync.inbox")
 UNMATCHED_AFTER = timedelta(hours=1)  #: a report whose message is still unknown after this is flagged
-KEEP = timedelta(days=30)  #: processed events are kept this long (providers retry for up to 3 days)
+KEEP = timedelta(days=30)  #: processed events are kept this long (providers retry for up to a day)
 MAX_ATTEMPTS = 10  #: processing failures before an event is flagged ``failed`` for a person
 BATCH = 500  #: pending events taken per step
 TABLE = InboxEvent.__table__
