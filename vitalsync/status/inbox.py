@@ -42,9 +42,11 @@ from vitalsync.status.tables import InboxEvent
 log = structlog.get_logger("vitalsync.inbox")
 UNMATCHED_AFTER = timedelta(hours=1)  #: a report whose message is still unknown after this is flagged
 KEEP = timedelta(days=30)  #: processed events are kept this long (providers retry for up to a day)
+PURGE_EVERY = timedelta(hours=1)  #: forgetting old events reads the whole table: not at every step
 MAX_ATTEMPTS = 10  #: processing failures before an event is flagged ``failed`` for a person
 BATCH = 500  #: pending events taken per step
 TABLE = InboxEvent.__table__
+_purged: dict[str, datetime] = {}  #: per database, when this process last forgot old events
 KEY = ["provider", "kind", "event_id"]
 
 
@@ -156,7 +158,9 @@ def process_pending(engine: Engine, context, clock: Clock, processors: Mapping[t
         flagged = db.execute(update(TABLE).where(TABLE.c.processed_at.is_(None), TABLE.c.reference != "",
                                                  TABLE.c.received_at < now - UNMATCHED_AFTER)
                              .values(processed_at=now, outcome="unmatched")).rowcount
-        db.execute(delete(TABLE).where(TABLE.c.processed_at < now - KEEP))
+        if now - _purged.get(str(engine.url), datetime.min.replace(tzinfo=now.tzinfo)) >= PURGE_EVERY:
+            db.execute(delete(TABLE).where(TABLE.c.processed_at < now - KEEP))
+            _purged[str(engine.url)] = now
         db.commit()
     if flagged:
         log.warning("inbox_unmatched", count=flagged)

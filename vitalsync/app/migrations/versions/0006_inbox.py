@@ -34,14 +34,13 @@ def upgrade() -> None:
     sa.UniqueConstraint('provider', 'kind', 'event_id', name='uq_inbox_event_provider_kind_event_id')
     )
     with op.batch_alter_table('inbox_event', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_inbox_event_processed_at'), ['processed_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_inbox_event_reference'), ['reference'], unique=False)
-
+        batch_op.create_index('ix_inbox_event_pending', ['id'], unique=False,
+                              sqlite_where=sa.text('processed_at IS NULL'), postgresql_where=sa.text('processed_at IS NULL'))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('inbox_event', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_inbox_event_reference'))
-        batch_op.drop_index(batch_op.f('ix_inbox_event_processed_at'))
+        batch_op.drop_index('ix_inbox_event_pending', sqlite_where=sa.text('processed_at IS NULL'),
+                            postgresql_where=sa.text('processed_at IS NULL'))
 
     op.drop_table('inbox_event')
