@@ -1,7 +1,7 @@
 """inbox of provider events: replies, delivery reports and email events, stored before they are acknowledged
 
 Revision ID: 0006_inbox
-Revises: 0006_writeback
+Revises: 0006_groupsend
 
 Unique on (provider, kind, event_id), so a replayed webhook is stored and acted on once.
 """
@@ -13,7 +13,7 @@ import vitalsync.core.db
 
 
 revision = '0006_inbox'
-down_revision = '0006_writeback'
+down_revision = '0006_groupsend'
 branch_labels = None
 depends_on = None
 
