@@ -35,6 +35,7 @@ import uuid
 import structlog
 import uvicorn
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+from starlette.requests import ClientDisconnect
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from vitalsync.core import log as logs
@@ -283,6 +284,8 @@ class GuardErrors:
 
         try:
             await self.app(scope, receive, watched)
+        except (BodyRefused, ClientDisconnect):
+            raise  # a body refused or cut short: BodyLimit, outside, answered it or logs it as one short line
         except Exception as exc:  # noqa: BLE001 - logged by type only; the text may hold patient data
             request_id = uuid.uuid4().hex[:16]
             log.error("request_failed", source=self.source, request_id=request_id, error_type=type(exc).__name__)
