@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import socket
 import socketserver
+import sys
 import threading
 from typing import Callable
 
@@ -101,6 +102,10 @@ class _Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True  # a restart must not wait for the old socket's TIME_WAIT
     daemon_threads = True  # an open connection never keeps the process alive; stop() joins them
     owner: MllpServer
+
+    def handle_error(self, request, client_address) -> None:
+        # socketserver prints the traceback to stderr, and an HL7 message is all patient data: its type only
+        log.error("mllp_connection_failed", error_type=sys.exc_info()[0].__name__, source="mllp")
 
 
 class _Server6(_Server):

@@ -46,6 +46,7 @@ def _steps(runtime: Runtime) -> dict:
         "reconcile": runtime.reconcile_once,
         "status": runtime.status_once,
         "write_back": runtime.write_back_once,
+        "inbox": runtime.inbox_once,
     }
 
 
@@ -81,6 +82,7 @@ def run_forever(runtime: Runtime) -> int:
     scheduler.add_job(_guarded("status", steps["status"]), IntervalTrigger(seconds=config.dispatch_seconds), id="status")
     scheduler.add_job(_guarded("write_back", steps["write_back"]), IntervalTrigger(seconds=config.dispatch_seconds),
                       id="write_back")
+    scheduler.add_job(_guarded("inbox", steps["inbox"]), IntervalTrigger(seconds=config.dispatch_seconds), id="inbox")
     scheduler.add_job(_guarded("reconcile", steps["reconcile"]), IntervalTrigger(minutes=config.plan_minutes), id="reconcile")
     if runtime.config.console.enabled:
         scheduler.add_job(_guarded("alerts", alert_step(runtime)), IntervalTrigger(minutes=config.plan_minutes), id="alerts")

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from pathlib import Path
 
+import structlog
 from sqlalchemy import Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.engine import make_url
@@ -29,12 +30,15 @@ from vitalsync.dispatch.sender import Sender
 from vitalsync.mirror.refresh import refresh_once
 from vitalsync.queue.planning import plan_once
 from vitalsync.rules.kinds import MessageKind, load_kinds
+from vitalsync.status.inbox import process_pending
 from vitalsync.status.record import record_delivery, record_reply
 from vitalsync.status.writeback import WriteBackReport, write_back_once
 from vitalsync.core.connector_config import writes_back
 from vitalsync.sync.connector import Connector, WritesBack
 from vitalsync.sync.guard import RemovalGuard
 from vitalsync.sync.registry import connector_class
+
+log = structlog.get_logger("vitalsync.status")
 
 
 def database_url(config: Config) -> str:
@@ -122,6 +126,12 @@ class Runtime:
             return None
         return self.jobs.run("write_back", lambda: write_back_once(self.engine, self.connector, self.clock.now()))
 
+    def inbox_once(self) -> dict:
+        """Process what the webhooks stored but could not process: delivery reports that came before
+        their message's provider id was committed, events whose processing failed. Counts."""
+        from vitalsync.status.webhooks import PROCESSORS
+        return process_pending(self.engine, self, self.clock, PROCESSORS)
+
     def status_once(self) -> tuple[int, int]:
         """Take in the provider's pending events (the fake's simulated ones); (deliveries, replies)."""
         deliveries = replies = 0
@@ -136,6 +146,9 @@ class Runtime:
                         self.sender.answer(event.channel, event.address, reply.answer)
                     replies += 1
                 db.commit()
+                if not isinstance(event, Delivery):
+                    log.info("reply_recorded", source="fake", intent=str(reply.intent),
+                             matched=reply.message_id is not None, needs_staff=reply.needs_staff)
         return deliveries, replies
 
 

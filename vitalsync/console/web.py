@@ -29,6 +29,7 @@ import structlog
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -41,7 +42,7 @@ from vitalsync.console.tables import AuditEntry, StaffSession, StaffUser
 from vitalsync.core.clock import Clock
 from vitalsync.core.config import Config
 from vitalsync.core.db import session
-from vitalsync.core.web import Limits, harden
+from vitalsync.core.web import GuardErrors, Limits, harden
 
 log = structlog.get_logger("vitalsync.console")
 SESSION_COOKIE, LOGIN_COOKIE = "vs_session", "vs_login"
@@ -258,7 +259,7 @@ def console_app(engine: Engine, config: Config, clock: Clock, secret: str):
         *group_send.ROUTES,
         Mount("/static", StaticFiles(directory=str(files("vitalsync.console") / "static")), name="static"),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, middleware=[Middleware(GuardErrors, source="console")])
     app.state.console = Console(engine, config, clock, secret.encode())
     settings = config.console
     return harden(app, Limits(max_body=settings.max_body_bytes, trusted_proxies=tuple(settings.trusted_proxies),

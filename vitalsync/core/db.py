@@ -29,17 +29,27 @@ class UTCDateTime(TypeDecorator):
         return None if value is None else value.replace(tzinfo=timezone.utc)
 
 
+BUSY_SECONDS = 30.0  #: SQLite: how long a statement waits for another writer (the URL's ``?timeout=`` overrides)
+
+
 def make_engine(url: str, password: str | None = None) -> Engine:
+    """The engine for ``url``. Statements' values are never put into exception text (``hide_parameters``):
+    they are patients' names, numbers and messages, and an exception may end up in a log or a terminal."""
     parsed = make_url(url)
     if password is not None:
         parsed = parsed.set(password=password)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             _private_file(Path(parsed.database))
-        engine = create_engine(parsed, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        try:
+            busy = float(parsed.query.get("timeout", BUSY_SECONDS))
+        except ValueError:
+            busy = BUSY_SECONDS
+        parsed = parsed.difference_update_query(["timeout"])
+        engine = create_engine(parsed, connect_args={"timeout": busy}, hide_parameters=True)
+        event.listen(engine, "connect", lambda connection, record: _sqlite_pragmas(connection, record, busy))
         return engine
-    return create_engine(parsed, pool_pre_ping=True)
+    return create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
 
 
 def _private_file(path: Path) -> None:
@@ -57,7 +67,7 @@ def _private_file(path: Path) -> None:
             path.chmod(stat.S_IMODE(info.st_mode) & 0o700)
 
 
-def _sqlite_pragmas(connection, _record) -> None:
+def _sqlite_pragmas(connection, _record, busy: float = BUSY_SECONDS) -> None:
     cursor = connection.cursor()
     # a new database only (SQLite keeps an existing file's page size): 16 KB pages take a full
     # sync's half a million rows with a quarter fewer page writes, splits and WAL frames than 4 KB
@@ -66,7 +76,7 @@ def _sqlite_pragmas(connection, _record) -> None:
     # FULL makes each commit durable in WAL mode: a sent message is never forgotten on power loss.
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy * 1000)}")
     cursor.close()
 
 

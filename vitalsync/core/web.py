@@ -17,6 +17,10 @@ pure ASGI middleware and the uvicorn server they run on.
   networks); from anyone else they are ignored, so a client cannot choose its own address.
 - A connection must send its request's head within ``HEAD_SECONDS`` of connecting (or of the
   request's first byte), and an idle keep-alive connection is closed after ``KEEP_ALIVE_SECONDS``.
+- An exception in a request becomes one log line — its type and a random request id — and a bare
+  500 showing the same id (:class:`GuardErrors`, inside the app's Starlette); uvicorn's own loggers
+  go through vitalsync's allow-listed log (:func:`vitalsync.core.log.capture_everything`), so no
+  traceback, whose text may name a patient's number or message, reaches a terminal or journal.
 """
 
 from __future__ import annotations
@@ -26,10 +30,15 @@ import threading
 import time
 from dataclasses import dataclass
 
+import uuid
+
 import structlog
 import uvicorn
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+from starlette.requests import ClientDisconnect
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from vitalsync.core import log as logs
 
 log = structlog.get_logger("vitalsync.web")
 HEAD_SECONDS = 10  #: to send a request line and headers (a slow-headers client is closed after this)
@@ -222,9 +231,10 @@ def serve(app, host: str = "127.0.0.1", port: int = 0, *, timeout: float = 10.0)
 
     uvicorn's own proxy-header handling is off (it would believe any X-Forwarded-For from
     127.0.0.1): :func:`harden` applies the configured trusted proxies instead."""
+    logs.capture_everything()  # uvicorn's loggers into ours: its own handlers would print tracebacks
     server = uvicorn.Server(uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False, lifespan="off", proxy_headers=False,
-        http=HeadDeadline, timeout_keep_alive=KEEP_ALIVE_SECONDS))
+        http=HeadDeadline, timeout_keep_alive=KEEP_ALIVE_SECONDS, log_config=None))
     thread = threading.Thread(target=lambda: run_loop(server.serve()), name=f"vitalsync-web-{port}", daemon=True)
     thread.start()
     end = time.monotonic() + timeout
@@ -246,3 +256,43 @@ def run_loop(main) -> None:
         return
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(main)
+
+
+class GuardErrors:
+    """Pure ASGI middleware inside Starlette's own error middleware (which re-raises after answering, so
+    uvicorn would log the exception with its traceback: a database error's text names the statement's
+    values)::
+
+        Starlette(routes=..., middleware=[Middleware(GuardErrors, source="webhooks")])
+
+    Costs one wrapped ``send`` per request, nothing else until something fails."""
+
+    def __init__(self, app, source: str = "web") -> None:
+        self.app, self.source = app, source
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except (BodyRefused, ClientDisconnect):
+            raise  # a body refused or cut short: BodyLimit, outside, answered it or logs it as one short line
+        except Exception as exc:  # noqa: BLE001 - logged by type only; the text may hold patient data
+            request_id = uuid.uuid4().hex[:16]
+            log.error("request_failed", source=self.source, request_id=request_id, error_type=type(exc).__name__)
+            if started:  # the answer is under way: the server closes the connection
+                return
+            body = f"Something went wrong on our side (request {request_id}).\n".encode()
+            await send({"type": "http.response.start", "status": 500, "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()),
+                (b"x-request-id", request_id.encode()), (b"cache-control", b"no-store")]})
+            await send({"type": "http.response.body", "body": body})

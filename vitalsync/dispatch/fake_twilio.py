@@ -15,6 +15,8 @@ null), filtered by ``To``, ``From`` and ``DateSent`` (``DateSent>=`` / ``DateSen
 ISO 8601 time in UTC; messages without a ``date_sent`` never match a DateSent filter, as on Twilio).
 ``GET .../Calls.json`` lists calls the same way, filtered by ``To``, ``From`` and ``StartTime``; the
 fake's calls start as soon as they are created and end ``completed``.
+With ``callbacks_first=True`` a message's or call's status callbacks are posted (and answered) before
+the request that created it is answered, as a fast provider's can overtake the sender's own commit.
 Given a ``clock``, the fake dates its messages by it (the virtual clock of tests and the demo).
 """
 
@@ -42,8 +44,10 @@ CALL_EVENTS = {"initiated": "initiated", "ringing": "ringing", "answered": "in-p
 class FakeTwilio:
     def __init__(self, account_sid: str = "AC" + "0" * 32, auth_token: str = "fake-twilio-auth-token", *,
                  invalid=(), unsubscribed=(), not_mobile=(), landlines=(), unreachable=(), machines=(),
-                 sender: str = "+15005550006", callback_delay: float = 0.0, clock=None) -> None:
+                 sender: str = "+15005550006", callback_delay: float = 0.0, clock=None,
+                 callbacks_first: bool = False) -> None:
         self.account_sid, self.auth_token, self.sender = account_sid, auth_token, sender
+        self.callbacks_first = callbacks_first
         self.clock = clock
         self.invalid, self.unsubscribed, self.not_mobile = set(invalid), set(unsubscribed), set(not_mobile)
         self.landlines, self.unreachable, self.machines = set(landlines), set(unreachable), set(machines)
@@ -177,7 +181,7 @@ class FakeTwilio:
                       "To": to, "ApiVersion": API_VERSION, **({"MessagingServiceSid": service} if service else {})}
             for step in steps:
                 extra = {"ErrorCode": code} if step == "undelivered" else {}
-                self.callbacks.enqueue(url, {**params, "SmsStatus": step, "MessageStatus": step, **extra})
+                self._callback(url, {**params, "SmsStatus": step, "MessageStatus": step, **extra})
         return 201, body_now
 
     def _call(self, form: dict[str, str], lists: dict[str, list[str]]) -> tuple[int, dict]:
@@ -204,8 +208,14 @@ class FakeTwilio:
                     params["AnsweredBy"] = body["answered_by"]
                 if event == "completed":
                     params.update(CallDuration="21", Duration="1")
-                self.callbacks.enqueue(url, params)
+                self._callback(url, params)
         return 201, dict(body, answered_by=None)
+
+    def _callback(self, url: str, params: dict[str, str]) -> None:
+        if self.callbacks_first:
+            self.callbacks.post(url, params)
+        else:
+            self.callbacks.enqueue(url, params)
 
     def _call_params(self, call: dict, status: str) -> dict[str, str]:
         return {"AccountSid": self.account_sid, "ApiVersion": API_VERSION, "CallSid": call["sid"], "CallStatus": status,

@@ -18,7 +18,8 @@ def transition(db: Session, message: Message, status: MessageStatus, *, at: date
     """Move ``message`` to ``status`` and record it; False (nothing recorded) if that would go back.
 
     Final statuses stay final, and a late event never moves a message backwards: a 'delivered'
-    that arrives after 'confirmed' leaves it confirmed. ``also`` are more of the message's columns
+    that arrives after 'confirmed' leaves it confirmed, and a received message never goes back to
+    not received (a late 'undelivered' or bounce). ``also`` are more of the message's columns
     to write with the move (the dispatcher's outcome: lease released, provider reference).
     """
     if not moves(MessageStatus(message.status), status):
@@ -79,6 +80,8 @@ def moves(current: MessageStatus, status: MessageStatus) -> bool:
     """Whether a message at ``current`` may move to ``status``: the rule :func:`transition` applies."""
     if current == status or current in FINAL:
         return False
+    if current == MessageStatus.RECEIVED and status == MessageStatus.NOT_RECEIVED:
+        return False  # a late 'undelivered' after 'delivered': received stays received (the report goes to the history)
     if STATUS_RANK[status] < STATUS_RANK[current] and current != MessageStatus.NEEDS_RECONCILIATION:
         return False
     return not (current == MessageStatus.NEEDS_RECONCILIATION and status == MessageStatus.NOT_SENT)

@@ -4,11 +4,15 @@ Status callbacks are most of what the receiver gets (two or three per message se
 batch of reminders is delivered). Written one transaction each, every callback pays for its own
 connection check-out, BEGIN, lookups and COMMIT, and the receiver topped out near a hundred a
 second here. Here a writer thread takes every delivery that is waiting, looks their messages
-up in one query (locked on PostgreSQL, in id order so concurrent writers never deadlock), applies each by :func:`~vitalsync.queue.outbox.transition`'s rule in arrival order and
+up in one query (locked on PostgreSQL, in id order so concurrent writers never deadlock), stores
+them in the inbox (:mod:`vitalsync.status.inbox`: one statement; a replay stored before is left
+out), applies each by :func:`~vitalsync.queue.outbox.transition`'s rule in arrival order and
 commits once; on PostgreSQL a few writers overlap, so one group is built while another commits.
 Each request still gets its answer only after its delivery is committed, so nothing
-acknowledged is lost. If a group fails, each of its deliveries is written again alone, so one bad
-callback fails only its own request (500, and the provider retries it).
+acknowledged is lost. A report whose message is not known yet (it overtook the send's answer) is
+stored pending and matched later by the inbox step. If a group fails, each of its deliveries is
+written again alone, so one bad callback fails only its own request (500, and the provider retries
+it) — or, when the database itself is fine, is stored alone for the inbox step and acknowledged.
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ from vitalsync.queue.outbox import moves
 from vitalsync.queue.tables import Message, MessageEvent
 from vitalsync.rules.kinds import MessageKind
 from vitalsync.status.fallback import after_failures
+from vitalsync.status.inbox import Arrival, database_unavailable, store_group, store_only
 
 log = structlog.get_logger("vitalsync.status")
 MAX_GROUP = 500  #: deliveries per transaction
+ANSWERED = (MessageStatus.CONFIRMED, MessageStatus.DECLINED)  #: an answer proves the message was received
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,20 @@ class Delivery:
     reference: str  #: the provider's message id
     delivered: bool
     detail: str = ""
+    arrival: Arrival | None = None  #: the event as it came, stored in the inbox with the group; None: not stored
+
+
+def kept(current: MessageStatus, reported: MessageStatus) -> bool:
+    """Whether a report that does not move a message at ``current`` still goes into its history.
+
+    It does when it says something the history does not: an 'undelivered' after 'delivered' (a
+    received message never goes back to not received), a 'delivered' for a failed or cancelled one.
+    A repeat of the status, or 'delivered' after the patient answered, is no news."""
+    return reported != current and not (reported is MessageStatus.RECEIVED and current in ANSWERED)
+
+
+def kept_detail(reported: MessageStatus, detail: str) -> str:
+    return f"provider reported {reported.value}" + (f" ({detail})" if detail else "") + "; status kept"
 
 
 def record_deliveries(db: Session, deliveries: Sequence[Delivery], at: datetime,
@@ -49,30 +69,63 @@ def record_deliveries(db: Session, deliveries: Sequence[Delivery], at: datetime,
     """Apply delivery reports in order, as :func:`~vitalsync.queue.outbox.transition` would one by one.
 
     Written with plain bulk statements, cheaper at hundreds of callbacks a second than an ORM object
-    per message (bench/dispatch); so a session passed in must not hold these messages loaded. Each
-    result says whether that report's message is known. With ``kinds``, a permanent failure is
-    followed on the kind's next channel (:mod:`vitalsync.status.fallback`).
+    per message (bench/dispatch); so a session passed in must not hold these messages loaded. Reports
+    carrying their ``arrival`` are stored in the inbox first; one stored before (a replay) is not
+    applied again. Each result says whether that report's message is known. With ``kinds``, a
+    permanent failure is followed on the kind's next channel (:mod:`vitalsync.status.fallback`).
     """
     connection = db.connection()
     postgres = connection.dialect.name == "postgresql"
     current: dict[str, list] = {}
     for message_id, reference, status in connection.execute(*_lookup(postgres, {d.reference for d in deliveries})):
         current.setdefault(reference, [message_id, MessageStatus(status)])
-    known, final, events = [], {}, []
-    for delivery in deliveries:
+    fresh = _store(connection, deliveries, current, at)
+    known, final, events, failures = [], {}, [], []
+    for delivery, new in zip(deliveries, fresh):
         entry = current.get(delivery.reference)
         known.append(entry is not None)
+        if entry is None or not new:
+            continue
         status = MessageStatus.RECEIVED if delivery.delivered else MessageStatus.NOT_RECEIVED
-        if entry is None or not moves(entry[1], status):
+        if not moves(entry[1], status):
+            if kept(entry[1], status):
+                events.append((entry[0], entry[1].value, kept_detail(status, delivery.detail)))
             continue
         entry[1] = status
         reason = delivery.detail or final.get(entry[0], ("", "", ""))[2]  # transition keeps the reason on ""
         final[entry[0]] = (entry[0], status.value, reason)
         events.append((entry[0], status.value, delivery.detail))
-    if final:  # one row per message, its last state: the history rows keep every step, in order
+        if status == MessageStatus.NOT_RECEIVED:
+            failures.append((entry[0], delivery.detail))
+    if events:  # one row per message, its last state: the history rows keep every step, in order
         (_write_postgres if postgres else _write)(connection, list(final.values()), events, at)
-        after_failures(db, kinds, [(i, detail) for i, status, detail in events if status == MessageStatus.NOT_RECEIVED], at)
+        after_failures(db, kinds, failures, at)
     return known
+
+
+def _store(connection, deliveries: Sequence[Delivery], current: dict, at: datetime) -> list[bool]:
+    """Store the reports' arrivals in the inbox; for each report, False when it is a replay (stored before,
+    or earlier in this group). Reports of unknown messages are stored pending, for the inbox step."""
+    arrivals = {}
+    for delivery in deliveries:
+        if delivery.arrival is not None:
+            arrivals.setdefault(_key(delivery.arrival), delivery.arrival)
+    if not arrivals:
+        return [True] * len(deliveries)
+    new = store_group(connection, list(arrivals.values()), [a.reference in current for a in arrivals.values()], at)
+    fresh, seen = [], set()
+    for delivery in deliveries:
+        if delivery.arrival is None:
+            fresh.append(True)
+            continue
+        key = _key(delivery.arrival)
+        fresh.append(key in new and key not in seen)
+        seen.add(key)
+    return fresh
+
+
+def _key(arrival: Arrival) -> tuple[str, str, str]:
+    return arrival.provider, arrival.kind, arrival.event_id
 
 
 def _lookup(postgres: bool, references: set[str]):
@@ -101,8 +154,9 @@ def _write(connection, final: list[tuple], events: list[tuple], at: datetime) ->
 def _write_postgres(connection, final: list[tuple], events: list[tuple], at: datetime) -> None:
     """The same writes as :func:`_write`, a statement each with the group's values as arrays: psycopg
     binds a list in C, where a row at a time costs Python work per value (~a fifth of a callback)."""
-    ids, statuses, reasons = map(list, zip(*final))
-    connection.execute(_PG_UPDATE, {"ids": ids, "statuses": statuses, "reasons": reasons, "at": at})
+    if final:
+        ids, statuses, reasons = map(list, zip(*final))
+        connection.execute(_PG_UPDATE, {"ids": ids, "statuses": statuses, "reasons": reasons, "at": at})
     ids, statuses, details = map(list, zip(*events))
     connection.execute(_PG_HISTORY, {"ids": ids, "statuses": statuses, "details": details, "at": at})
 
@@ -173,7 +227,11 @@ class DeliveryWriter:
                 db.commit()
         except Exception as exc:  # noqa: BLE001 - handed to the request(s) it belongs to
             if len(group) == 1:
-                _answer(group, [exc])
+                _answer(group, [self._store_alone(group[0][0], exc)])
+                return
+            if database_unavailable(exc):  # one by one would each wait for it again: every request gets a 5xx
+                log.warning("delivery_group_failed", count=len(group), error_type=type(exc).__name__)
+                _answer(group, [exc] * len(group))
                 return
             log.warning("delivery_group_failed", count=len(group), error_type=type(exc).__name__)
             for item in group:
@@ -181,6 +239,20 @@ class DeliveryWriter:
             return
         _answer(group, known)
         log.info("deliveries_recorded", count=len(group), matched=sum(known))
+
+    def _store_alone(self, delivery: Delivery, exc: Exception):
+        """A report that failed alone: stored pending for the inbox step when the database works (False:
+        not matched now), else ``exc`` for its request (a 5xx: the provider sends it again)."""
+        if delivery.arrival is None or database_unavailable(exc):
+            return exc
+        try:
+            with self.lock or nullcontext(), session(self.engine) as db:
+                store_only(db, delivery.arrival, self.clock.now())
+                db.commit()
+        except Exception as again:  # noqa: BLE001 - handed to its request
+            return again
+        log.warning("delivery_stored_unprocessed", error_type=type(exc).__name__)
+        return False
 
 
 def _answer(group, outcomes: list) -> None:

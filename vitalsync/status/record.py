@@ -16,6 +16,7 @@ from vitalsync.queue.outbox import transition
 from vitalsync.queue.tables import Message, MessageEvent, MessageTarget
 from vitalsync.rules.kinds import MessageKind
 from vitalsync.status.fallback import after_failures
+from vitalsync.status.deliveries import kept, kept_detail
 from vitalsync.status.replies import ParsedReply, parse_reply
 from vitalsync.status.tables import Reply
 from vitalsync.status.writeback import enqueue_answers
@@ -36,10 +37,14 @@ def record_delivery(db: Session, reference: str, delivered: bool, at: datetime, 
         log.warning("delivery_for_unknown_message", source=source)
         return False
     status = MessageStatus.RECEIVED if delivered else MessageStatus.NOT_RECEIVED
-    moved = transition(db, message, status, at=at, source=source, detail=detail)
-    if moved and not delivered:
-        after_failures(db, kinds, [(message.id, detail)], at)
-    return moved
+    if transition(db, message, status, at=at, source=source, detail=detail):
+        if not delivered:
+            after_failures(db, kinds, [(message.id, detail)], at)
+        return True
+    if kept(MessageStatus(message.status), status):
+        db.add(MessageEvent(message_id=message.id, at=at, status=message.status, source=source,
+                            detail=kept_detail(status, detail)))
+    return False
 
 
 def awaiting_reply(db: Session, channel: str, address: str, at: datetime) -> Message | None:
@@ -86,8 +91,7 @@ def record_reply(db: Session, config: Config, channel: str, address: str, body: 
     if message is not None and writes_back(config.connector):  # in this transaction: never lost
         enqueue_answers(db, message, at)
     db.add(reply)
-    log.info("reply_recorded", intent=intent.value, matched=message is not None, needs_staff=reply.needs_staff)
-    return reply
+    return reply  # the caller logs reply_recorded once it has committed
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ class SendGridEvent:
     at: datetime
     message_id: int | None  #: from our custom arg, when present
     detail: str = ""  #: never the SMTP text, which may quote the address
+    payload: str = ""  #: the event's own JSON object, as stored in the inbox
 
 
 def verify_sendgrid(public_key_b64: str, payload: bytes, signature_b64: str, timestamp: str, *,
@@ -93,5 +94,6 @@ def parse_events(payload: bytes) -> list[SendGridEvent]:
         elif name == "dropped":
             detail = f"dropped: {item.get('reason', '')}"
         events.append(SendGridEvent(event_id, name, reference, SENDGRID_EVENTS[name], at,
-                                    int(raw_id) if raw_id.isdigit() else None, detail))
+                                    int(raw_id) if raw_id.isdigit() else None, detail,
+                                    json.dumps(item, separators=(",", ":"), ensure_ascii=False)))
     return events

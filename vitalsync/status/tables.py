@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from vitalsync.mirror.tables import when
@@ -47,3 +48,31 @@ class PmsWrite(SQLModel, table=True):
     next_attempt_at: datetime = when()
     done_at: datetime | None = when(nullable=True)
     last_error: str = ""
+
+
+class InboxEvent(SQLModel, table=True):
+    """A provider's event as it arrived, signature checked, stored before it is acknowledged.
+
+    Written first and processed after: at once in the same request when it can be, else by the
+    daemon's inbox step (:mod:`vitalsync.status.inbox`). ``(provider, kind, event_id)`` is unique, so a
+    replayed or retried event is stored once and acted on once, in any process.
+    """
+
+    __tablename__ = "inbox_event"
+    __table_args__ = (
+        UniqueConstraint("provider", "kind", "event_id", name="uq_inbox_event_provider_kind_event_id"),
+        # only the pending few: an index over every row would cost each delivery report one more insert
+        Index("ix_inbox_event_pending", "id", sqlite_where=text("processed_at IS NULL"),
+              postgresql_where=text("processed_at IS NULL")),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str  #: twilio, sendgrid
+    kind: str  #: sms_inbound, sms_status, voice_status, voice_gather, email_event, …
+    event_id: str  #: the provider's id of this event (MessageSid; CallSid and digits; sg_event_id; …)
+    reference: str = ""  #: the provider's id of our message it is about, "" if none (matched through message's index)
+    payload: str  #: the verified payload as received; patient data: never logged
+    received_at: datetime = when()
+    processed_at: datetime | None = when(nullable=True)  #: None: still to be processed
+    attempts: int = 0  #: processing attempts that failed
+    outcome: str = ""  #: recorded; unmatched (no message had its reference in time); failed (gave up)

@@ -3,12 +3,17 @@
 Every request is checked against X-Twilio-Signature with the library's own RequestValidator over the
 *public* URL (what Twilio called, not what uvicorn saw behind a proxy) and every form parameter.
 Anything unsigned, forged or unreadable is refused with 403 before a row is read.
+
+Replies, keypresses and delivery reports go through the inbox (:mod:`vitalsync.status.inbox`): stored
+under their provider id (MessageSid; CallSid and status or keys) before the answer, acted on once. The
+``process_*`` functions act on a stored event; the daemon's inbox step calls them for what is left.
 """
 
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from urllib.parse import parse_qsl
 
 import structlog
@@ -25,7 +30,8 @@ from vitalsync.dispatch.compose import compose
 from vitalsync.dispatch.recheck import gather as gather_facts
 from vitalsync.dispatch.twilio_voice import VOICES
 from vitalsync.queue.tables import Message
-from vitalsync.status.deliveries import Delivery
+from vitalsync.status.deliveries import Delivery, record_deliveries
+from vitalsync.status.inbox import Arrival, Processed, Taken
 from vitalsync.status.record import REPLY_WINDOW, record_reply
 
 log = structlog.get_logger("vitalsync.webhooks")
@@ -61,14 +67,16 @@ class Hooks:
     db_work: object = field(default=None)  #: run(fn) → fn(db) in a thread, own session, committed
     deliveries: object = field(default=None)  #: a DeliveryWriter: delivery reports, committed in groups
     kinds: dict = field(default_factory=dict)  #: message kinds by name: the text a call repeats
+    take: object = field(default=None)  #: take(arrival, process) → Taken: stored in the inbox and processed
 
     def __post_init__(self) -> None:
         self.public_url = self.public_url.rstrip("/")
         self.validator = RequestValidator(self.twilio_auth_token) if self.twilio_auth_token else None
 
 
-async def signed_form(hooks: Hooks, request: Request) -> MultiDict:
-    """The request's form parameters, once its X-Twilio-Signature is verified; else :class:`Refused` (403)."""
+async def signed_form(hooks: Hooks, request: Request) -> tuple[MultiDict, str]:
+    """The request's form parameters and raw body, once its X-Twilio-Signature is verified; else
+    :class:`Refused` (403)."""
     if hooks.validator is None:
         raise Refused(403)
     if too_long(request, MAX_FORM):
@@ -78,7 +86,8 @@ async def signed_form(hooks: Hooks, request: Request) -> MultiDict:
     if not signature or len(raw) > MAX_FORM:
         raise Refused(403)
     try:
-        form = MultiDict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict"))
+        text = raw.decode("utf-8")
+        form = _form(text)
         url = hooks.public_url + request.url.path + (f"?{request.url.query}" if request.url.query else "")
         # the exact public URL first (one HMAC, the usual case); validate() also tries the URL with
         # and without its port, as Twilio's back end signs both ways, and checks a JSON body's hash
@@ -88,7 +97,11 @@ async def signed_form(hooks: Hooks, request: Request) -> MultiDict:
         raise Refused(403) from None
     if not valid:
         raise Refused(403)
-    return form
+    return form, text
+
+
+def _form(payload: str) -> MultiDict:
+    return MultiDict(parse_qsl(payload, keep_blank_values=True, errors="strict"))
 
 
 def too_long(request: Request, limit: int) -> bool:
@@ -108,76 +121,142 @@ def twiml(body: str, media_type: str = "text/xml") -> Response:
     return Response(body, media_type=media_type)
 
 
-async def sms_status(hooks: Hooks, request: Request) -> Response:
-    form = await signed_form(hooks, request)
+def sms_delivery(form: MultiDict) -> Delivery | None:
+    """A text's status callback as a delivery report; None for a status that is no news (queued, sent …)."""
     sid, status = need(form, "MessageSid"), need(form, "MessageStatus").lower()
     if status not in SMS_DELIVERED | SMS_NOT_DELIVERED:
-        return Response(status_code=200)  # queued, sent, accepted …: no news for the lifecycle
+        return None
     code = "".join(ch for ch in form.get("ErrorCode", "") if ch.isdigit())[:8]  # digits only: no PHI in the detail
     detail = "" if status in SMS_DELIVERED else f"twilio {status}" + (f" {code}" if code else "")
-    await _delivery(hooks, "twilio_sms", sid, status in SMS_DELIVERED, detail)
+    return Delivery(sid, status in SMS_DELIVERED, detail)
+
+
+def voice_delivery(form: MultiDict) -> Delivery | None:
+    """A call's status callback as a delivery report; None while the call is under way."""
+    sid, status = need(form, "CallSid"), need(form, "CallStatus").lower()
+    if status == "completed":
+        delivered = form.get("AnsweredBy", "").lower() != "fax"  # a person, a voicemail (machine_*), or AMD off / unsure
+        return Delivery(sid, delivered, "" if delivered else "call answered by fax")
+    if status in CALL_NOT_ANSWERED:
+        return Delivery(sid, False, f"call {status}")
+    return None
+
+
+async def sms_status(hooks: Hooks, request: Request) -> Response:
+    form, raw = await signed_form(hooks, request)
+    delivery = sms_delivery(form)
+    if delivery is not None:
+        event_id = f"{delivery.reference}:{form['MessageStatus'].lower()}"
+        await _delivery(hooks, "twilio_sms", replace(delivery, arrival=Arrival(
+            "twilio", "sms_status", event_id, raw, reference=delivery.reference)))
     return Response(status_code=200)
 
 
 async def voice_status(hooks: Hooks, request: Request) -> Response:
-    form = await signed_form(hooks, request)
-    sid, status = need(form, "CallSid"), need(form, "CallStatus").lower()
-    answered_by = form.get("AnsweredBy", "").lower()
-    if status == "completed":
-        delivered = answered_by != "fax"  # a person, a voicemail (machine_*), or AMD off / unsure
-        await _delivery(hooks, "twilio_voice", sid, delivered, "" if delivered else "call answered by fax")
-    elif status in CALL_NOT_ANSWERED:
-        await _delivery(hooks, "twilio_voice", sid, False, f"call {status}")
+    form, raw = await signed_form(hooks, request)
+    delivery = voice_delivery(form)
+    if delivery is not None:
+        event_id = f"{delivery.reference}:{form['CallStatus'].lower()}"
+        await _delivery(hooks, "twilio_voice", replace(delivery, arrival=Arrival(
+            "twilio", "voice_status", event_id, raw, reference=delivery.reference)))
     return Response(status_code=200)
 
 
-async def _delivery(hooks: Hooks, source: str, reference: str, delivered: bool, detail: str) -> None:
-    # the writer logs each group it commits; a line per callback only for an unknown message
-    if not await hooks.deliveries.record(Delivery(reference, delivered, detail)):
-        log.info("delivery_unknown_message", source=source)
+async def _delivery(hooks: Hooks, source: str, delivery: Delivery) -> None:
+    # the writer logs each group it commits; a line per callback only for a message not known (yet)
+    if not await hooks.deliveries.record(delivery):
+        log.info("delivery_unmatched", source=source)
+
+
+def process_sms_status(db: Session, context, arrival: Arrival, received_at: datetime, now: datetime) -> Processed | None:
+    """The inbox step's processor for a stored text status callback; None while its message is unknown.
+
+    ``context`` has the ``config`` and the message ``kinds`` (the webhooks' Hooks, the daemon's Runtime)."""
+    return _process_delivery(db, context, sms_delivery(_form(arrival.payload)), now, "twilio_sms")
+
+
+def process_voice_status(db: Session, context, arrival: Arrival, received_at: datetime, now: datetime) -> Processed | None:
+    return _process_delivery(db, context, voice_delivery(_form(arrival.payload)), now, "twilio_voice")
+
+
+def _process_delivery(db: Session, context, delivery: Delivery | None, now: datetime, source: str) -> Processed | None:
+    if delivery is None:
+        return Processed("delivery_ignored", {"source": source})
+    if not record_deliveries(db, [delivery], now, context.kinds)[0]:
+        return None
+    return Processed("delivery_recorded", {"source": source})
+
+
+def process_sms_inbound(db: Session, context, arrival: Arrival, received_at: datetime, now: datetime) -> Processed:
+    """A patient's text: a Reply, acted on (:func:`~vitalsync.status.record.record_reply`)."""
+    form = _form(arrival.payload)
+    address = need(form, "From")
+    _locked(db, select(Message).where(Message.address == address, Message.sent_at >= received_at - REPLY_WINDOW)
+            .order_by(Message.id), every=True)
+    reply = record_reply(db, context.config, "sms", address, form.get("Body", ""), received_at)
+    return Processed("reply_recorded", _reply_fields(reply, "twilio_sms"), reply)
+
+
+def process_voice_gather(db: Session, context, arrival: Arrival, received_at: datetime, now: datetime) -> Processed | None:
+    """Keys 1 or 2 pressed during a call: the call's message answered; None while the call's id is unknown."""
+    form = _form(arrival.payload)
+    message = _locked(db, select(Message).where(Message.provider_ref == need(form, "CallSid")))
+    if message is None:
+        return None
+    reply = record_reply(db, context.config, "voice", message.address, form.get("Digits", "").strip(), received_at)
+    return Processed("reply_recorded", _reply_fields(reply, "twilio_voice"), message.language)
+
+
+def _reply_fields(reply, source: str) -> dict:
+    return {"source": source, "intent": str(reply.intent), "matched": reply.message_id is not None,
+            "needs_staff": reply.needs_staff}
+
+
+def logged(taken: Taken, source: str, kind: str) -> Taken:
+    """Log what happened to an event, once it is committed."""
+    if taken.processed is not None:
+        log.info(taken.processed.event, **taken.processed.fields)
+    else:
+        log.info(f"inbox_{taken.state}", source=source, kind=kind)
+    return taken
 
 
 async def sms_inbound(hooks: Hooks, request: Request) -> Response:
-    form = await signed_form(hooks, request)
-    address, body = need(form, "From"), form.get("Body", "")
+    form, raw = await signed_form(hooks, request)
+    need(form, "From")
+    arrival = Arrival("twilio", "sms_inbound", need(form, "MessageSid"), raw)
+    taken = logged(await hooks.take(arrival, process_sms_inbound), "twilio_sms", arrival.kind)
     advanced_opt_out = form.get("OptOutType", "").upper()  # Twilio already answered STOP/START/HELP itself
-
-    def work(db: Session):
-        now = hooks.clock.now()
-        _locked(db, select(Message).where(Message.address == address, Message.sent_at >= now - REPLY_WINDOW)
-                .order_by(Message.id), every=True)
-        reply = record_reply(db, hooks.config, "sms", address, body, now)
-        return reply.intent, reply.answer, reply.message_id is not None
-
-    intent, answer, matched = await hooks.db_work(work)
-    log.info("inbound_sms", source="twilio_sms", intent=str(intent), matched=matched)
     response = MessagingResponse()
-    if answer and intent != ReplyIntent.OPT_OUT and not advanced_opt_out:
-        response.message(answer)
+    reply = taken.processed.value if taken.processed else None  # a replay or a pending reply: no second answer
+    if reply is not None and reply.answer and reply.intent != ReplyIntent.OPT_OUT and not advanced_opt_out:
+        response.message(reply.answer)
     return twiml(str(response))
 
 
 async def voice_gather(hooks: Hooks, request: Request) -> Response:
-    form = await signed_form(hooks, request)
+    form, raw = await signed_form(hooks, request)
     sid, digits = need(form, "CallSid"), form.get("Digits", "").strip()
+    language = again = None
+    if digits in ("1", "2"):
+        arrival = Arrival("twilio", "voice_gather", f"{sid}:{digits}", raw, reference=sid)
+        taken = logged(await hooks.take(arrival, process_voice_gather), "twilio_voice", arrival.kind)
+        language = taken.processed.value if taken.processed else None
+    if language is None:  # another key, a replayed 1 or 2, or a call not known (yet)
+        def look(db: Session):
+            message = db.exec(select(Message).where(Message.provider_ref == sid)).first()
+            if message is None:
+                return None, None
+            return message.language, _said_again(db, hooks, message) if digits == "3" else None
 
-    def work(db: Session):
-        message = _locked(db, select(Message).where(Message.provider_ref == sid))
-        if message is None:
-            return None, "en", None
-        if digits in ("1", "2"):
-            reply = record_reply(db, hooks.config, "voice", message.address, digits, hooks.clock.now())
-            return reply.intent, message.language, None
-        return ReplyIntent.UNKNOWN, message.language, _said_again(db, hooks, message) if digits == "3" else None
-
-    intent, language, again = await hooks.db_work(work)
-    log.info("voice_keypress", source="twilio_voice", intent=str(intent) if intent else "none",
-             matched=intent is not None)
-    base = language.split("-")[0].lower()
+        language, again = await hooks.db_work(look)
+    if digits not in ("1", "2"):
+        log.info("voice_keypress", source="twilio_voice", intent=str(ReplyIntent.UNKNOWN), matched=language is not None)
+    base = (language or "en").split("-")[0].lower()
     tag, voice, prompt = VOICES.get(base, VOICES["en"])
     said = SAID.get(base, SAID["en"])
     response = VoiceResponse()
-    if intent is None:
+    if language is None:
         response.hangup()
     elif digits in ("1", "2"):
         response.say(said[0] if digits == "1" else said[1], language=tag, voice=voice)

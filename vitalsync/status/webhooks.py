@@ -6,24 +6,28 @@
     served.stop()
 
 Unsigned or forged requests get 403 and nothing is read or written; unreadable ones 400 (never 500).
-Each accepted request does its database work in a worker thread with its own session, committed;
-delivery reports, the bulk of the traffic, are committed in groups (:mod:`vitalsync.status.deliveries`),
-each answered once its group is committed.
-Repeats are harmless: ``transition`` refuses the same status twice and never moves a message back;
-SendGrid event ids seen lately are also skipped (in memory, per process).
+Each accepted event is stored in the inbox (:mod:`vitalsync.status.inbox`) and processed in the
+same transaction, committed before the answer; an event that could not be stored gets a 500, so the
+provider sends it again, and one stored but not processed is left to the daemon's inbox step.
+Delivery reports, the bulk of the traffic, are committed in groups (:mod:`vitalsync.status.deliveries`),
+each answered once its group is committed. Repeats are harmless: each event is stored once under
+its provider id (a unique key in the database), and ``transition`` never moves a message back.
+An exception becomes a bare 500 and one log line with its type and a request id
+(:class:`vitalsync.core.web.GuardErrors`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
-from collections import OrderedDict
 from datetime import timedelta
 
 import structlog
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -31,42 +35,47 @@ from starlette.routing import Route
 from vitalsync.core.clock import Clock
 from vitalsync.core.config import Config
 from vitalsync.core.db import is_sqlite, session
-from vitalsync.core.web import Limits, Served, harden, run_loop, serve  # noqa: F401  (serve, run_loop: re-exported)
+from vitalsync.core.web import GuardErrors, Limits, Served, harden, run_loop, serve  # noqa: F401  (serve, run_loop: re-exported)
 from vitalsync.core.vocab import MessageStatus
 from vitalsync.rules.kinds import MessageKind, load_kinds
 from vitalsync.status import webhook_twilio as tw
-from vitalsync.status.deliveries import DeliveryWriter
-from vitalsync.status.record import record_delivery
+from vitalsync.status.deliveries import Delivery, DeliveryWriter, record_deliveries
+from vitalsync.status.inbox import Arrival, Processed, Taken, database_unavailable, receive, store_only
 from vitalsync.status.sendgrid_signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, parse_events, verify_sendgrid
 
 log = structlog.get_logger("vitalsync.webhooks")
 MAX_SENDGRID_BATCH = 4 * 1024 * 1024  #: SendGrid batches by count and size; far below this in practice
 WRITERS = 3  #: PostgreSQL: delivery groups written at once (SQLite has one writer)
-SEEN_EVENTS = 50_000  #: SendGrid event ids remembered to skip repeats
 HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
            "Cache-Control": "no-store", "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'"}
 
 
-class SeenEvents:
-    """A bounded, thread-safe LRU of recent SendGrid event ids."""
+def email_delivery(event) -> Delivery | None:
+    if event.status is None:
+        return None
+    received = event.status is MessageStatus.RECEIVED
+    return Delivery(event.reference, received, "" if received else event.detail)
 
-    def __init__(self, size: int = SEEN_EVENTS) -> None:
-        self.size, self._ids, self._lock = size, OrderedDict(), threading.Lock()
 
-    def __contains__(self, event_id: str) -> bool:
-        with self._lock:
-            if event_id in self._ids:
-                self._ids.move_to_end(event_id)
-                return True
-            return False
+def process_email_event(db, context, arrival: Arrival, received_at, now) -> Processed | None:
+    """The inbox step's processor for a stored SendGrid event; None while its message is unknown."""
+    events = parse_events(f"[{arrival.payload}]".encode())
+    delivery = email_delivery(events[0]) if events else None
+    if delivery is None:
+        return Processed("delivery_ignored", {"source": "sendgrid"})
+    if not record_deliveries(db, [delivery], now, context.kinds)[0]:
+        return None
+    return Processed("delivery_recorded", {"source": "sendgrid"})
 
-    def add(self, event_ids) -> None:
-        with self._lock:
-            for event_id in event_ids:
-                self._ids[event_id] = None
-                self._ids.move_to_end(event_id)
-            while len(self._ids) > self.size:
-                self._ids.popitem(last=False)
+
+#: (provider, kind) → how a stored event is processed: the daemon's inbox step looks them up here.
+PROCESSORS = {
+    ("twilio", "sms_inbound"): tw.process_sms_inbound,
+    ("twilio", "sms_status"): tw.process_sms_status,
+    ("twilio", "voice_status"): tw.process_voice_status,
+    ("twilio", "voice_gather"): tw.process_voice_gather,
+    ("sendgrid", "email_event"): process_email_event,
+}
 
 
 def webhook_app(engine: Engine, config: Config, clock: Clock, *, twilio_auth_token: str | None,
@@ -96,10 +105,23 @@ def webhook_app(engine: Engine, config: Config, clock: Clock, *, twilio_auth_tok
     async def db_work(work):
         return await run_in_threadpool(in_thread, work)
 
-    hooks = tw.Hooks(engine, config, clock, public_url, twilio_auth_token, db_work, kinds=kinds,
-                     deliveries=DeliveryWriter(engine, clock, sqlite_lock, writers=1 if sqlite_lock else WRITERS,
-                                               kinds=kinds))
-    seen = SeenEvents()
+    def take_now(arrival: Arrival, process) -> Taken:
+        now = clock.now()
+        try:
+            return in_thread(lambda db: receive(db, arrival, process, hooks, received_at=now, now=now))
+        except Exception as exc:
+            if database_unavailable(exc):
+                raise  # not stored: a 500, and the provider sends it again
+            log.error("inbox_processing_failed", source=arrival.provider, kind=arrival.kind, error_type=type(exc).__name__)
+            in_thread(lambda db: store_only(db, arrival, now))
+            return Taken("pending")
+
+    async def take(arrival: Arrival, process) -> Taken:
+        return await run_in_threadpool(take_now, arrival, process)
+
+    deliveries = DeliveryWriter(engine, clock, sqlite_lock, writers=1 if sqlite_lock else WRITERS, kinds=kinds)
+    hooks = tw.Hooks(engine, config, clock, public_url, twilio_auth_token, db_work, deliveries=deliveries, take=take,
+                     kinds=kinds)
 
     async def sendgrid_events(request: Request) -> Response:
         if not sendgrid_public_key or tw.too_long(request, MAX_SENDGRID_BATCH):
@@ -114,16 +136,12 @@ def webhook_app(engine: Engine, config: Config, clock: Clock, *, twilio_auth_tok
                 raise tw.Refused(400)
         except (ValueError, UnicodeDecodeError):
             raise tw.Refused(400) from None
-        events = [e for e in parse_events(payload) if e.status is not None and e.event_id not in seen]
-
-        def work(db):
-            return sum(record_delivery(db, e.reference, e.status is MessageStatus.RECEIVED, e.at, kinds=kinds,
-                                       source="provider", detail="" if e.status is MessageStatus.RECEIVED else e.detail)
-                       for e in events)
-
-        moved = await db_work(work) if events else 0
-        seen.add(e.event_id for e in events)  # only once committed: a failed batch is taken again on retry
-        log.info("sendgrid_events", source="sendgrid", count=len(events), changed=moved)
+        reports = [(delivery, event) for event in parse_events(payload) if (delivery := email_delivery(event))]
+        # each event into the inbox with the delivery groups; the answer waits for all of them
+        known = await asyncio.gather(*(deliveries.record(Delivery(
+            d.reference, d.delivered, d.detail, Arrival("sendgrid", "email_event", e.event_id, e.payload, e.reference)))
+            for d, e in reports))
+        log.info("sendgrid_events", source="sendgrid", count=len(reports), matched=sum(known))
         return Response(status_code=200)
 
     def route(path: str, handler) -> Route:
@@ -144,7 +162,7 @@ def webhook_app(engine: Engine, config: Config, clock: Clock, *, twilio_auth_tok
         route("/webhooks/twilio/voice/status", twilio(tw.voice_status)),
         route(tw.GATHER_PATH, twilio(tw.voice_gather)),
         route("/webhooks/sendgrid/events", sendgrid_events),
-    ])
+    ], middleware=[Middleware(GuardErrors, source="webhooks")])
     return harden(app, Limits(max_body=config.webhooks.max_body_bytes), HEADERS)
 
 
