@@ -222,7 +222,17 @@ class SendGridConfig(Section):
         "Emails per second from from_email, never exceeded (vitalsync's own pace, to spread a batch). "
         "Per process, like [twilio] messages_per_second."))
 
+    reply_domain: str = Field("", description=(
+        "A domain whose mail SendGrid's Inbound Parse receives (its MX points at mx.sendgrid.net): each email "
+        "then carries Reply-To reply+TOKEN@this-domain, and a patient's emailed C / N / R / STOP is read like a "
+        "text. Empty: no Reply-To; replies reach from_email, where a person reads them."))
+    inbound_secret_file: Path | None = Field(None, description=(
+        "File with the secret that authenticates Inbound Parse posts (else $VITALSYNC_SENDGRID_INBOUND_SECRET or "
+        "the credential 'sendgrid_inbound_secret'): set the Parse URL to "
+        "https://USER:SECRET@your-webhooks/webhooks/sendgrid/inbound (any user name) or "
+        "https://your-webhooks/webhooks/sendgrid/inbound/SECRET. Required with reply_domain."))
     _check_from = field_validator("from_email")(values.email)
+    _check_domain = field_validator("reply_domain")(values.domain)
     _check_base = field_validator("base_url")(values.api_url)
 
 

@@ -66,6 +66,12 @@ def email(value: str) -> str:
     return value
 
 
+def domain(value: str) -> str:
+    if value and not (len(value.split(".")) >= 2 and all(HOST_LABEL.fullmatch(label) for label in value.split("."))):
+        raise ValueError(f"{value!r} is not a domain name (e.g. 'reply.clinic.example')")
+    return value.lower()
+
+
 def listen(value: str) -> str:
     """``host:port``; an IPv6 host in brackets (``[::1]:8088``)."""
     host, sep, port = value.rpartition(":")

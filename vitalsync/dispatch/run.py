@@ -200,7 +200,14 @@ class Dispatcher:
         rendered = compose(self.config, kind, message, facts)
         return Outgoing(message_id=message.id, key=hashlib.sha256(message.key.encode()).hexdigest()[:32],
                         channel=message.channel, to=message.address, body=rendered.body, language=message.language,
-                        subject=rendered.subject, html=rendered.html, asks_reply=message.asks_reply)
+                        subject=rendered.subject, html=rendered.html, asks_reply=message.asks_reply,
+                        reply_to=self._reply_to(message))
+
+    def _reply_to(self, message: Message) -> str | None:
+        domain = self.config.sendgrid.reply_domain
+        if message.channel != Channel.EMAIL or not domain or not message.reply_token:
+            return None
+        return f"reply+{message.reply_token}@{domain}"
 
     def _route(self, db, message: Message, kind: MessageKind, facts: Facts, leaving: str | None = None) -> str | None:
         """Point the message at where the mirror says it goes now (:func:`~vitalsync.dispatch.recheck.route`),

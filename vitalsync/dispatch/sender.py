@@ -23,6 +23,7 @@ class Outgoing:
     subject: str | None = None
     html: str | None = None
     asks_reply: bool = False
+    reply_to: str | None = None  #: email: where a reply goes (reply+TOKEN@reply_domain), when replies are read
 
 
 class Sender(Protocol):

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
-from sendgrid.helpers.mail import CustomArg, From, Mail, To
+from sendgrid.helpers.mail import CustomArg, From, Mail, ReplyTo, To
 
 from vitalsync.core.clock import Clock, SystemClock
 from vitalsync.core.errors import AmbiguousSendError, PermanentSendError, SendError, TransientSendError
@@ -54,6 +54,8 @@ class SendGridEmail:
             mail = Mail(from_email=From(self.from_email, self.from_name), to_emails=To(outgoing.to),
                         subject=outgoing.subject, plain_text_content=outgoing.body, html_content=outgoing.html or None)
             mail.custom_arg = CustomArg(CUSTOM_ARG, str(outgoing.message_id))
+            if outgoing.reply_to:
+                mail.reply_to = ReplyTo(outgoing.reply_to)
             body = mail.get()
         except (ValueError, KeyError, TypeError, AttributeError):  # the helpers choke on unparseable addresses
             raise PermanentSendError("the email could not be built: the recipient is not a usable address") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import date, datetime
 
 from sqlalchemy import Column
@@ -10,6 +11,11 @@ from sqlmodel import Field, SQLModel
 from vitalsync.core.db import UTCDateTime
 from vitalsync.core.vocab import MessageStatus
 from vitalsync.mirror.tables import when
+
+
+def new_reply_token() -> str:
+    """96 random bits naming one message in its Reply-To address: nothing about the patient."""
+    return secrets.token_hex(12)
 
 
 class Message(SQLModel, table=True):
@@ -35,6 +41,8 @@ class Message(SQLModel, table=True):
     provider_ref: str | None = Field(default=None, index=True)  #: the provider's message id
     created_at: datetime = when()
     sent_at: datetime | None = when(nullable=True)
+    #: names this message in the Reply-To of its email (reply+TOKEN@reply_domain), so a reply finds it
+    reply_token: str | None = Field(default_factory=new_reply_token, unique=True, index=True)
 
 
 class MessageTarget(SQLModel, table=True):
