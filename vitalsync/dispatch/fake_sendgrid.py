@@ -147,6 +147,15 @@ class FakeSendGrid:
                 self.pending[:0] = batch
         return status
 
+    def engage(self, email: str, event: str, **extra: Any) -> None:
+        """The recipient acts on the last email to ``email``: ``unsubscribe``, ``group_unsubscribe``,
+        ``group_resubscribe`` or ``spamreport`` (its event waits for the next batch, with the email's custom args)."""
+        with self._lock:
+            row = next(row for row in reversed(self.stored) if row["to_email"] == email)
+            self.pending.append({"email": email, "timestamp": int(self.clock.now().timestamp()), "event": event,
+                                 "sg_event_id": secrets.token_urlsafe(18), "sg_message_id": row["msg_id"],
+                                 **row["unique_args"], **extra})
+
     def _accept(self, mail: dict[str, Any]) -> str:
         message_id = secrets.token_urlsafe(16)[:22]
         now = int(self.clock.now().timestamp())
