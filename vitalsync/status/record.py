@@ -58,10 +58,13 @@ def awaiting_reply(db: Session, channel: str, address: str, at: datetime) -> Mes
 
 
 def record_reply(db: Session, config: Config, channel: str, address: str, body: str, at: datetime, *,
-                 source: str = "reply") -> Reply:
-    """Store a patient's reply and act on it; the returned Reply carries any automatic answer."""
+                 source: str = "reply", message: Message | None = None) -> Reply:
+    """Store a patient's reply and act on it; the returned Reply carries any automatic answer.
+
+    ``message``: the message the reply names (an email to its Reply-To token); else the latest one
+    to ``address`` on the channel that asked for a reply."""
     parsed = parse_reply(body)
-    message = awaiting_reply(db, channel, address, at)
+    message = message or awaiting_reply(db, channel, address, at)
     reply = Reply(at=at, channel=channel, address=address, body=body, intent=parsed.intent,
                   message_id=message.id if message else None, patient_key=message.patient_key if message else None)
     intent = parsed.intent
@@ -76,7 +79,8 @@ def record_reply(db: Session, config: Config, channel: str, address: str, body: 
             reply.changed = bool(recorded.changed)
             reply.needs_staff = recorded.needs_staff
     elif intent is ReplyIntent.OPT_OUT:
-        for opted in (Channel.SMS, Channel.VOICE):
+        # by text: texts and calls to the number (the carriers' rule); by email: emails to the address
+        for opted in (Channel.EMAIL,) if channel == Channel.EMAIL else (Channel.SMS, Channel.VOICE):
             db.add(OptOut(channel=opted.value, address=address, source="reply", at=at, patient_key=reply.patient_key))
         # the carrier already confirms a STOP; a second text from us would be one too many
         reply.needs_staff = _has_upcoming(db, message, at)
