@@ -67,6 +67,9 @@ def _secrets(config: Config) -> str:
     if config.sender.type == "providers":
         needed += [("twilio_auth_token", config.twilio.auth_token_file, "twilio.auth_token_file", True),
                    ("sendgrid_api_key", config.sendgrid.api_key_file, "sendgrid.api_key_file", True)]
+        if config.sendgrid.reply_domain:
+            needed.append(("sendgrid_inbound_secret", config.sendgrid.inbound_secret_file,
+                           "sendgrid.inbound_secret_file", True))
     found = [key.rsplit(".", 1)[0] for name, file, key, required in needed
              if read_secret(name, file, key=key, config_path=config.path, required=required) is not None]
     return f"{len(found)} found ({', '.join(found)})" if found else "none needed"

@@ -205,7 +205,7 @@ class Dispatcher:
 
     def _reply_to(self, message: Message) -> str | None:
         domain = self.config.sendgrid.reply_domain
-        if message.channel != Channel.EMAIL or not domain or not message.reply_token:
+        if message.channel != "email" or not domain or not message.reply_token:
             return None
         return f"reply+{message.reply_token}@{domain}"
 

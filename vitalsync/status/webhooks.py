@@ -37,7 +37,9 @@ from vitalsync.core.config import Config
 from vitalsync.core.db import is_sqlite, session
 from vitalsync.core.web import GuardErrors, Limits, Served, harden, run_loop, serve  # noqa: F401  (serve, run_loop: re-exported)
 from vitalsync.core.vocab import MessageStatus
+from vitalsync.core.secrets import read_secret
 from vitalsync.rules.kinds import MessageKind, load_kinds
+from vitalsync.status import webhook_email as mail
 from vitalsync.status import webhook_twilio as tw
 from vitalsync.status.deliveries import Delivery, DeliveryWriter, record_deliveries
 from vitalsync.status.inbox import Arrival, Processed, Taken, database_unavailable, receive, store_only
@@ -75,6 +77,8 @@ PROCESSORS = {
     ("twilio", "voice_status"): tw.process_voice_status,
     ("twilio", "voice_gather"): tw.process_voice_gather,
     ("sendgrid", "email_event"): process_email_event,
+    ("sendgrid", "email_engagement"): mail.process_email_engagement,
+    ("sendgrid", "email_reply"): mail.process_email_reply,
 }
 
 
@@ -136,12 +140,37 @@ def webhook_app(engine: Engine, config: Config, clock: Clock, *, twilio_auth_tok
                 raise tw.Refused(400)
         except (ValueError, UnicodeDecodeError):
             raise tw.Refused(400) from None
-        reports = [(delivery, event) for event in parse_events(payload) if (delivery := email_delivery(event))]
+        events = parse_events(payload)
+        reports = [(delivery, event) for event in events if (delivery := email_delivery(event))]
+        for event in events:  # the recipient's own acts: unsubscribe, spam report, resubscribe
+            if event.event in mail.OPT_OUT_EVENTS | mail.OPT_IN_EVENTS:
+                tw.logged(await take(Arrival("sendgrid", "email_engagement", event.event_id, event.payload),
+                                  mail.process_email_engagement), "sendgrid", "email_engagement")
         # each event into the inbox with the delivery groups; the answer waits for all of them
         known = await asyncio.gather(*(deliveries.record(Delivery(
             d.reference, d.delivered, d.detail, Arrival("sendgrid", "email_event", e.event_id, e.payload, e.reference)))
             for d, e in reports))
         log.info("sendgrid_events", source="sendgrid", count=len(reports), matched=sum(known))
+        return Response(status_code=200)
+
+    inbound_secret = read_secret("sendgrid_inbound_secret", config.sendgrid.inbound_secret_file,
+                                 key="sendgrid.inbound_secret_file", config_path=config.path, required=False)
+
+    async def sendgrid_inbound(request: Request) -> Response:
+        if not mail.authorised(inbound_secret, request.path_params.get("secret"), request.headers.get("authorization", "")):
+            raise tw.Refused(403)  # checked before the body is read
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            raise tw.Refused(400)
+        try:
+            async with request.form(max_files=20, max_fields=100) as form:
+                fields = {name: value for name, value in form.items() if isinstance(value, str)}
+        except Exception:  # noqa: BLE001 - a body the multipart parser cannot read is the sender's fault
+            raise tw.Refused(400) from None
+        try:
+            mail.read_inbound(fields)
+        except ValueError:
+            raise tw.Refused(400) from None
+        tw.logged(await take(mail.inbound_arrival(fields), mail.process_email_reply), "sendgrid", "email_reply")
         return Response(status_code=200)
 
     def route(path: str, handler) -> Route:
@@ -162,6 +191,8 @@ def webhook_app(engine: Engine, config: Config, clock: Clock, *, twilio_auth_tok
         route("/webhooks/twilio/voice/status", twilio(tw.voice_status)),
         route(tw.GATHER_PATH, twilio(tw.voice_gather)),
         route("/webhooks/sendgrid/events", sendgrid_events),
+        route("/webhooks/sendgrid/inbound", sendgrid_inbound),
+        route("/webhooks/sendgrid/inbound/{secret}", sendgrid_inbound),
     ], middleware=[Middleware(GuardErrors, source="webhooks")])
     return harden(app, Limits(max_body=config.webhooks.max_body_bytes), HEADERS)
 
