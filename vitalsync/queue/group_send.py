@@ -21,10 +21,10 @@ from sqlmodel import Session, col, select
 from vitalsync.core.config import Config
 from vitalsync.core.db import session
 from vitalsync.core.errors import PersonMustAct, RetryLater
-from vitalsync.core.vocab import Channel, MessageStatus
+from vitalsync.core.vocab import Channel
 from vitalsync.mirror.tables import Appointment, Location, OptOut, Patient, Provider
-from vitalsync.queue.outbox import decide
-from vitalsync.queue.tables import GroupSend, Message, MessageEvent, MessageTarget
+from vitalsync.queue.outbox import decide, enqueue
+from vitalsync.queue.tables import GroupSend, Message, MessageTarget
 from vitalsync.rules.group import GroupPlan, Sent, plan_group
 from vitalsync.rules.kinds import MessageKind, Trigger
 from vitalsync.rules.plan import PlannedMessage
@@ -204,19 +204,7 @@ def _write(db: Session, group: GroupSend, plan: GroupPlan, now: datetime) -> Non
     named = f"group send {group.id}"
     ids: dict[str, int] = {}
     for planned in plan.messages:
-        message = Message(
-            key=planned.key, kind=planned.kind, channel=planned.channel, address=planned.address,
-            patient_key=planned.patient_key, appointment_key=planned.appointment_key, language=planned.language,
-            asks_reply=planned.asks_reply, send_at=planned.send_at, deadline=planned.deadline,
-            status=MessageStatus.NOT_SENT, status_at=now, created_at=now)
-        db.add(message)
-        db.flush()
-        ids[planned.key] = message.id
-        for position, target in enumerate(planned.targets):
-            db.add(MessageTarget(message_id=message.id, position=position, appointment_key=target.appointment_key,
-                                 patient_key=target.patient_key, appointment_version=target.appointment_version))
-        db.add(MessageEvent(message_id=message.id, at=now, status=MessageStatus.NOT_SENT, source="staff",
-                            detail=f"{named} started by {who(group)}"))
+        ids[planned.key] = enqueue(db, planned, now, source="staff", detail=f"{named} started by {who(group)}").id
     for note in plan.notes:
         decide(db, key=f"{note.key}|group{group.id}", at=now, kind=note.kind, decision=note.decision,
                reason=f"{named}: {note.reason}", appointment_key=note.appointment_key, patient_key=note.patient_key,

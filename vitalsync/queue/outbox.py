@@ -10,7 +10,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
 from vitalsync.core.vocab import FINAL, STATUS_RANK, MessageStatus
-from vitalsync.queue.tables import Decision, Message, MessageEvent
+from vitalsync.queue.tables import Decision, Message, MessageEvent, MessageTarget
+from vitalsync.rules.plan import PlannedMessage
 
 
 def transition(db: Session, message: Message, status: MessageStatus, *, at: datetime, source: str,
@@ -89,3 +90,20 @@ def moves(current: MessageStatus, status: MessageStatus) -> bool:
 
 def decide(db: Session, *, key: str, at: datetime, kind: str, decision: str, reason: str, **where) -> None:
     db.add(Decision(key=key, at=at, kind=kind, decision=decision, reason=reason, **where))
+
+
+def enqueue(db: Session, planned: PlannedMessage, now: datetime, *, source: str, detail: str = "") -> Message:
+    """Put one planned message in the outbox with its targets and its first history row."""
+    message = Message(
+        key=planned.key, kind=planned.kind, channel=planned.channel, address=planned.address,
+        patient_key=planned.patient_key, appointment_key=planned.appointment_key,
+        subject_key=planned.subject_key, language=planned.language, asks_reply=planned.asks_reply,
+        send_at=planned.send_at, deadline=planned.deadline, status=MessageStatus.NOT_SENT,
+        status_at=now, created_at=now)
+    db.add(message)
+    db.flush()
+    for position, target in enumerate(planned.targets):
+        db.add(MessageTarget(message_id=message.id, position=position, appointment_key=target.appointment_key,
+                             patient_key=target.patient_key, appointment_version=target.appointment_version))
+    db.add(MessageEvent(message_id=message.id, at=now, status=MessageStatus.NOT_SENT, source=source, detail=detail))
+    return message

@@ -16,8 +16,8 @@ from vitalsync.core.config import Config
 from vitalsync.core.db import session
 from vitalsync.core.vocab import DecisionKind, MessageStatus
 from vitalsync.mirror.tables import Appointment, Location, OptOut, Patient, Pickup, Recall
-from vitalsync.queue.outbox import decide, transition
-from vitalsync.queue.tables import Decision, Message, MessageEvent, MessageTarget
+from vitalsync.queue.outbox import decide, enqueue, transition
+from vitalsync.queue.tables import Decision, Message, MessageTarget
 from vitalsync.rules.kinds import MessageKind, Trigger
 from vitalsync.rules.pacing import Booked, Limits
 from vitalsync.rules.plan import Plan, plan
@@ -148,19 +148,7 @@ def apply_plan(db: Session, result: Plan, now) -> PlanReport:
     report = PlanReport()
     ids: dict[str, int] = {}
     for planned in result.messages:
-        message = Message(
-            key=planned.key, kind=planned.kind, channel=planned.channel, address=planned.address,
-            patient_key=planned.patient_key, appointment_key=planned.appointment_key,
-            subject_key=planned.subject_key, language=planned.language, asks_reply=planned.asks_reply,
-            send_at=planned.send_at, deadline=planned.deadline, status=MessageStatus.NOT_SENT,
-            status_at=now, created_at=now)
-        db.add(message)
-        db.flush()
-        ids[planned.key] = message.id
-        for position, target in enumerate(planned.targets):
-            db.add(MessageTarget(message_id=message.id, position=position, appointment_key=target.appointment_key,
-                                 patient_key=target.patient_key, appointment_version=target.appointment_version))
-        db.add(MessageEvent(message_id=message.id, at=now, status=MessageStatus.NOT_SENT, source="planner"))
+        ids[planned.key] = enqueue(db, planned, now, source="planner").id
         report.queued += 1
     for cancel in result.cancels:
         message = db.get(Message, cancel.message_id)
